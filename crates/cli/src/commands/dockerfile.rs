@@ -15,6 +15,8 @@ enum DockerfileCommand {
         /// The Dockerfile to parse.
         file: std::path::PathBuf,
     },
+    /// Expand words exactly as BuildKit's shell lexer does.
+    Expand(super::expand::ExpandArgs),
 }
 
 /// Runs `berth dockerfile`; returns the process exit code.
@@ -23,5 +25,6 @@ pub fn run(args: DockerfileArgs) -> anyhow::Result<i32> {
         DockerfileCommand::Parse { file } => {
             anyhow::bail!("parsing {} is not implemented yet", file.display())
         }
+        DockerfileCommand::Expand(args) => super::expand::run(args),
     }
 }
