@@ -73,6 +73,7 @@ pub enum ManifestError {
 
 /// What kind of document a manifest is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum ManifestKind {
     Image(ImageManifest),
     Index(ImageIndex),

@@ -1,4 +1,8 @@
-//! One module per subcommand; each is a short file calling library entry points.
+//! One module per subcommand group; each is a short file calling library entry points.
 
+pub mod changes;
 pub mod dockerfile;
 pub mod expand;
+pub mod image;
+pub mod system;
+pub mod util;

@@ -1,0 +1,104 @@
+//! `berth system df` and `berth system check`.
+
+use berth_content::ContentStore as _;
+use clap::Args;
+
+use super::util::{StoreArgs, human_size, print_table};
+
+pub fn df(store: &StoreArgs) -> anyhow::Result<i32> {
+    let store = store.open()?;
+    let images = store.images()?;
+    let blobs = store.content().list()?;
+    let total: u64 = blobs.iter().map(|b| b.size).sum();
+    let report = store.gc(true)?;
+    let dangling = images.iter().filter(|i| i.names.is_empty()).count();
+    let rows = vec![
+        vec![
+            "Images".to_owned(),
+            images.len().to_string(),
+            (images.len() - dangling).to_string(),
+            human_size(total),
+            format!(
+                "{} (unreferenced blobs)",
+                human_size(report.reclaimed_bytes)
+            ),
+        ],
+        vec![
+            "Build Cache".to_owned(),
+            "0".to_owned(),
+            "0".to_owned(),
+            "0B".to_owned(),
+            "0B".to_owned(),
+        ],
+    ];
+    print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn check(store: &StoreArgs, args: CheckArgs) -> anyhow::Result<i32> {
+    let store = store.open()?;
+    let r = store.check()?;
+    if args.json {
+        let pairs = |v: &[(berth_oci::Digest, String)]| {
+            v.iter()
+                .map(|(d, w)| serde_json::json!({"digest": d.to_string(), "problem": w}))
+                .collect::<Vec<_>>()
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": r.is_ok(),
+                "blobs_checked": r.blobs_checked,
+                "bytes_checked": r.bytes_checked,
+                "corrupt": pairs(&r.corrupt),
+                "missing": pairs(&r.missing),
+                "invalid": pairs(&r.invalid),
+                "unreferenced": r.unreferenced.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "stale_ingests": r.stale_ingests,
+            }))?
+        );
+    } else {
+        println!(
+            "checked {} blobs ({})",
+            r.blobs_checked,
+            human_size(r.bytes_checked)
+        );
+        for (d, why) in &r.corrupt {
+            println!("CORRUPT  {d}: {why}");
+        }
+        for (d, why) in &r.missing {
+            println!("MISSING  {d}: {why}");
+        }
+        for (d, why) in &r.invalid {
+            println!("INVALID  {d}: {why}");
+        }
+        if !r.unreferenced.is_empty() {
+            println!(
+                "{} unreferenced blobs (reclaim with `berth image prune`)",
+                r.unreferenced.len()
+            );
+        }
+        if r.stale_ingests > 0 {
+            println!(
+                "{} leftover files of interrupted writes (reclaim with `berth image prune`)",
+                r.stale_ingests
+            );
+        }
+        println!(
+            "{}",
+            if r.is_ok() {
+                "store OK"
+            } else {
+                "store has problems"
+            }
+        );
+    }
+    Ok(if r.is_ok() { 0 } else { 1 })
+}
