@@ -43,7 +43,7 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,

@@ -269,6 +269,9 @@ struct Plan {
 
 /// Loads a docker-archive or OCI archive (plain, gzip or zstd) into the store.
 pub fn load<R: Read>(store: &ImageStore, input: R) -> Result<Vec<LoadedImage>> {
+    // Staged entries live in the store's ingest area: hold the writer lock
+    // from the first byte so GC neither removes them nor the blobs we reuse.
+    let guard = store.write_guard()?;
     let mut staging = Staging::read(store, input)?;
     let plan = if staging.has("index.json") && staging.has("oci-layout") {
         plan_oci(&mut staging)?
@@ -282,7 +285,6 @@ pub fn load<R: Read>(store: &ImageStore, input: R) -> Result<Vec<LoadedImage>> {
     };
 
     // Everything is valid: publish. The guard keeps GC away until tags exist.
-    let guard = store.write_guard()?;
     let mut committed = BTreeSet::new();
     for (name, digest) in &plan.commits {
         if !committed.insert(digest.clone()) {

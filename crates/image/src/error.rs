@@ -10,7 +10,7 @@ use berth_oci::Digest;
 pub enum Error {
     #[error(transparent)]
     Content(#[from] berth_content::Error),
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -25,13 +25,13 @@ pub enum Error {
         "image {reference} is referenced by several tags ({tags}); remove them one by one or use --force"
     )]
     MultipleTags { reference: String, tags: String },
-    #[error("invalid manifest {digest}: {source}")]
+    #[error("invalid manifest {digest}")]
     Manifest {
         digest: Digest,
         #[source]
         source: berth_oci::ManifestError,
     },
-    #[error("invalid image config {digest}: {source}")]
+    #[error("invalid image config {digest}")]
     Config {
         digest: Digest,
         #[source]

@@ -43,7 +43,7 @@ pub enum ReferenceError {
     TooLong { input: String },
     #[error("invalid reference {input:?}: invalid tag {tag:?}")]
     Tag { input: String, tag: String },
-    #[error("invalid reference {input:?}: {source}")]
+    #[error("invalid reference {input:?}")]
     Digest {
         input: String,
         #[source]
