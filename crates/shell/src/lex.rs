@@ -58,6 +58,7 @@ pub(crate) struct Processor<'a> {
     escape: char,
     opts: LexOptions,
     raw_escapes: bool,
+    depth: usize,
     env: &'a dyn Env,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
@@ -80,6 +81,7 @@ impl<'a> Processor<'a> {
             escape,
             opts,
             raw_escapes: opts.raw_escapes,
+            depth: 0,
             env,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
@@ -131,14 +133,24 @@ impl<'a> Processor<'a> {
         stop: Stop,
         raw_escapes: bool,
     ) -> Result<(String, Vec<String>), ShellErrorKind> {
+        // Go's stacks grow; ours do not. Hostile input must not be able to
+        // overflow the stack, so nesting is capped far above any real use.
+        if self.depth >= crate::MAX_NESTING {
+            return Err(ShellErrorKind::TooDeep(crate::MAX_NESTING));
+        }
+        self.depth += 1;
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.process_stop_on_inner(stop);
         self.raw_escapes = saved;
+        self.depth -= 1;
         r
     }
 
-    fn process_stop_on_inner(&mut self, stop: Stop) -> Result<(String, Vec<String>), ShellErrorKind> {
+    fn process_stop_on_inner(
+        &mut self,
+        stop: Stop,
+    ) -> Result<(String, Vec<String>), ShellErrorKind> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(c) = self.peek() {
@@ -322,7 +334,12 @@ impl<'a> Processor<'a> {
 
     /// A nested word up to `stop`; an error that leaves the input exhausted
     /// is reported as `at_eof` (BuildKit's "missing '}'" rewrite).
-    fn nested(&mut self, stop: Stop, raw: bool, at_eof: ShellErrorKind) -> Result<String, ShellErrorKind> {
+    fn nested(
+        &mut self,
+        stop: Stop,
+        raw: bool,
+        at_eof: ShellErrorKind,
+    ) -> Result<String, ShellErrorKind> {
         match self.process_stop_on(stop, raw) {
             Ok((w, _)) => Ok(w),
             Err(_) if self.at_eof() => Err(at_eof),
@@ -342,16 +359,34 @@ impl<'a> Processor<'a> {
         let empty = value.as_deref().is_some_and(str::is_empty);
         let unset_or_null = value.is_none() || (null_is_unset && empty);
         match ch {
-            '-' => Ok(if unset_or_null { word } else { value.unwrap_or_default() }),
+            '-' => Ok(if unset_or_null {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
             '+' => Ok(if unset_or_null { String::new() } else { word }),
             '?' => {
                 if value.is_none() {
-                    let message = if word.is_empty() { "is not allowed to be unset".to_owned() } else { word };
-                    return Err(ShellErrorKind::Required { name: name.to_owned(), message });
+                    let message = if word.is_empty() {
+                        "is not allowed to be unset".to_owned()
+                    } else {
+                        word
+                    };
+                    return Err(ShellErrorKind::Required {
+                        name: name.to_owned(),
+                        message,
+                    });
                 }
                 if null_is_unset && empty {
-                    let message = if word.is_empty() { "is not allowed to be empty".to_owned() } else { word };
-                    return Err(ShellErrorKind::Required { name: name.to_owned(), message });
+                    let message = if word.is_empty() {
+                        "is not allowed to be empty".to_owned()
+                    } else {
+                        word
+                    };
+                    return Err(ShellErrorKind::Required {
+                        name: name.to_owned(),
+                        message,
+                    });
                 }
                 Ok(value.unwrap_or_default())
             }

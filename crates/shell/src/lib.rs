@@ -216,6 +216,9 @@ pub enum ShellErrorKind {
         /// The user's message or BuildKit's default one.
         message: String,
     },
+    /// `${...}` nested deeper than [`MAX_NESTING`] levels (berth's own limit).
+    #[error("substitutions nested deeper than {0} levels")]
+    TooDeep(usize),
     /// A `\` in a pattern before something other than `*`, `?`, `\`, `}`, `/`.
     #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{escaped}'")]
     InvalidPattern {
@@ -225,6 +228,11 @@ pub enum ShellErrorKind {
         escaped: char,
     },
 }
+
+/// How deeply `${...}` words may nest before expansion fails with
+/// [`ShellErrorKind::TooDeep`]. BuildKit has no limit (Go stacks grow); this
+/// one only protects the stack against hostile input.
+pub const MAX_NESTING: usize = 200;
 
 /// BuildKit's shell lexer, configured with an escape token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -283,7 +283,10 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(toks(r"\*\?\\"), vec![Token::Lit('*'), Token::Lit('?'), Token::Lit('\\')]);
+        assert_eq!(
+            toks(r"\*\?\\"),
+            vec![Token::Lit('*'), Token::Lit('?'), Token::Lit('\\')]
+        );
         assert_eq!(toks(r"\}\/"), vec![Token::Lit('}'), Token::Lit('/')]);
         assert!(compile(r"\x").is_err());
         assert!(compile("\\").is_err());

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use berth_shell::{EnvMap, Lexer, go_quote};
 
 fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/shell").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/shell")
+        .join(name)
 }
 
 /// Splits a case line on `||` separators that have a space or the line's
@@ -36,7 +38,14 @@ fn split_case(line: &str) -> Vec<String> {
         start = s + 2;
     }
     let last = &line[start..];
-    parts.push(if seps.is_empty() { last } else { last.strip_prefix(' ').unwrap_or(last) }.to_owned());
+    parts.push(
+        if seps.is_empty() {
+            last
+        } else {
+            last.strip_prefix(' ').unwrap_or(last)
+        }
+        .to_owned(),
+    );
     parts
 }
 
@@ -90,12 +99,19 @@ fn load(name: &str) -> Vec<Case> {
     cases
 }
 
-fn check_refs(case: &Case, matched: &std::collections::BTreeSet<String>, unmatched: &std::collections::BTreeSet<String>) -> Option<String> {
+fn check_refs(
+    case: &Case,
+    matched: &std::collections::BTreeSet<String>,
+    unmatched: &std::collections::BTreeSet<String>,
+) -> Option<String> {
     let refs = case.refs.as_deref()?;
     for part in refs.split(' ').filter(|p| !p.is_empty()) {
         let (kind, names) = part.split_once('=').unwrap();
-        let want: std::collections::BTreeSet<String> =
-            names.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect();
+        let want: std::collections::BTreeSet<String> = names
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
         let got = match kind {
             "set" => matched,
             "unset" => unmatched,
@@ -120,7 +136,10 @@ fn run_table(name: &str, words_mode: bool) {
                 (e.to_string() != want).then(|| format!("error {:?}, want {want:?}", e.to_string()))
             }
             (Err(e), None) => Some(format!("unexpected error: {e}")),
-            (Ok(out), Some(_)) => Some(format!("expected an error, got {:?} / {:?}", out.word, out.words)),
+            (Ok(out), Some(_)) => Some(format!(
+                "expected an error, got {:?} / {:?}",
+                out.word, out.words
+            )),
             (Ok(out), None) => {
                 if words_mode {
                     let want: Vec<String> = serde_json::from_str(&case.expected)
@@ -137,7 +156,13 @@ fn run_table(name: &str, words_mode: bool) {
             failures.push(format!("{name}:{}: {:?}: {f}", case.line_no, case.input));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
