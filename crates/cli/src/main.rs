@@ -46,6 +46,10 @@ enum Command {
     System(SystemCommand),
     /// Dockerfile tools: parse, expand words, lint.
     Dockerfile(commands::dockerfile::DockerfileArgs),
+    /// Explore an image layer by layer; gate CI on wasted space.
+    Dive(commands::dive::DiveArgs),
+    /// Run an OCI distribution registry (and pull-through mirror).
+    Registry(commands::registry::RegistryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +85,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::System(SystemCommand::Df) => system::df(s),
         Command::System(SystemCommand::Check(a)) => system::check(s, a),
         Command::Dockerfile(a) => commands::dockerfile::run(a),
+        Command::Dive(a) => commands::dive::run(s, a),
+        Command::Registry(a) => commands::registry::run(s, a),
     }
 }
 

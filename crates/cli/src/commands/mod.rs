@@ -1,8 +1,10 @@
 //! One module per subcommand group; each is a short file calling library entry points.
 
 pub mod changes;
+pub mod dive;
 pub mod dockerfile;
 pub mod expand;
 pub mod image;
+pub mod registry;
 pub mod system;
 pub mod util;
