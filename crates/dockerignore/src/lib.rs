@@ -229,8 +229,9 @@ impl Pattern {
         })
     }
 
-    /// patternmatcher's `Pattern.match`: the pattern against one path.
-    fn is_match(&self, path: &str) -> bool {
+    /// patternmatcher's `Pattern.match`: this pattern against one path
+    /// string, with no parent-directory logic.
+    pub fn matches_path(&self, path: &str) -> bool {
         match &self.kind {
             MatchType::Exact => path == self.cleaned,
             MatchType::Prefix(p) => path.as_bytes().starts_with(p),
@@ -342,7 +343,7 @@ impl IgnoreMatcher {
                 if pattern.exclusion != matched {
                     continue;
                 }
-                m = pattern.is_match(path);
+                m = pattern.matches_path(path);
                 if !m && parent.is_none() {
                     m = self.parent_prefix_match(pattern, path);
                 }
@@ -365,7 +366,7 @@ impl IgnoreMatcher {
         loop {
             let next = bytes[end..].iter().position(|&b| b == b'/').map(|k| end + k);
             let prefix = &parent[..next.unwrap_or(parent.len())];
-            if pattern.is_match(prefix) {
+            if pattern.matches_path(prefix) {
                 return true;
             }
             match next {
@@ -385,7 +386,7 @@ impl IgnoreMatcher {
             if pattern.exclusion != matched {
                 continue;
             }
-            if pattern.is_match(path) || self.parent_prefix_match(pattern, path) {
+            if pattern.matches_path(path) || self.parent_prefix_match(pattern, path) {
                 matched = !pattern.exclusion;
             }
         }
@@ -449,10 +450,10 @@ impl IgnoreMatcher {
             if pattern.exclusion != matched {
                 continue;
             }
-            let mut m = pattern.is_match(path);
+            let mut m = pattern.matches_path(path);
             let ndirs = pattern.cleaned.split('/').count();
             if !m && parent != "." && ndirs <= parent_dirs.len() {
-                m = pattern.is_match(&parent_dirs[..ndirs].join("/"));
+                m = pattern.matches_path(&parent_dirs[..ndirs].join("/"));
             }
             if m {
                 matched = !pattern.exclusion;
