@@ -39,6 +39,11 @@ mod walk;
 
 pub use walk::{ContextEntry, EntryKind, WalkError, walk_context};
 
+/// The Go-regexp evaluator behind pattern matching; public only so the
+/// differential test can evaluate the oracle's own regexps with it.
+#[doc(hidden)]
+pub use goregex::GoRegex;
+
 /// Why a `.dockerignore` could not be used. Messages follow Docker's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IgnoreError {
