@@ -3,7 +3,7 @@
 # Idempotent: skips what is already there. Needs root (apt-get).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-apt_pkgs=(skopeo busybox-static umoci hyperfine debootstrap tar)
+apt_pkgs=(skopeo busybox-static umoci hyperfine debootstrap tar docker.io)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
