@@ -6,8 +6,12 @@ use berth_shell::{EnvMap, LexOptions, Lexer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else { return };
-    let Ok(input) = std::str::from_utf8(rest) else { return };
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(input) = std::str::from_utf8(rest) else {
+        return;
+    };
     let escape = if flags & 1 == 0 { '\\' } else { '`' };
     let opts = LexOptions {
         raw_quotes: flags & 2 != 0,

@@ -50,11 +50,7 @@ fn scan_chunk(pattern: &[u8]) -> (bool, &[u8], &[u8]) {
     let mut i = 0;
     while i < p.len() {
         match p[i] {
-            b'\\' => {
-                if i + 1 < p.len() {
-                    i += 1;
-                }
-            }
+            b'\\' if i + 1 < p.len() => i += 1,
             b'[' => in_range = true,
             b']' => in_range = false,
             b'*' if !in_range => break,
@@ -179,10 +175,15 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        for p in ["[", "a[", "[]", "[]a]", "[a-]", "a\\", "[\\", "[a", "[^]", "*[", "a*b[c", "[a-\\"] {
+        for p in [
+            "[", "a[", "[]", "[]a]", "[a-]", "a\\", "[\\", "[a", "[^]", "*[", "a*b[c", "[a-\\",
+        ] {
             assert!(is_bad_pattern(p), "{p} should be bad");
         }
-        for p in ["a", "*", "**", "[a]", "[^a]", "[a-z]", "[\\]]", "a\\*", "[*]", "a]", "[[]", "\\[", "*.go", "[!a]"] {
+        for p in [
+            "a", "*", "**", "[a]", "[^a]", "[a-z]", "[\\]]", "a\\*", "[*]", "a]", "[[]", "\\[",
+            "*.go", "[!a]",
+        ] {
             assert!(!is_bad_pattern(p), "{p} should be fine");
         }
     }

@@ -132,7 +132,9 @@ impl Parser<'_> {
         let start = self.i;
         self.i += 1;
         let Some(c) = self.peek() else {
-            return Err(RegexError::Invalid("trailing backslash at end of expression: ``".into()));
+            return Err(RegexError::Invalid(
+                "trailing backslash at end of expression: ``".into(),
+            ));
         };
         self.i += 1;
         if c.is_ascii() && !c.is_ascii_alphanumeric() {
@@ -156,7 +158,10 @@ impl Parser<'_> {
                 }
                 Ok(char::from_u32(r).unwrap_or('\u{fffd}'))
             }
-            'x' => Err(RegexError::Unsupported(format!("hex escape in {}", self.rest()))),
+            'x' => Err(RegexError::Unsupported(format!(
+                "hex escape in {}",
+                self.rest()
+            ))),
             'a' => Ok('\u{7}'),
             'f' => Ok('\u{c}'),
             'n' => Ok('\n'),
@@ -199,7 +204,8 @@ impl Parser<'_> {
                         Some(b) => (true, b),
                         None => (false, name.as_str()),
                     };
-                    let ranges = posix_class(bare).ok_or_else(|| invalid("invalid character class range", &full))?;
+                    let ranges = posix_class(bare)
+                        .ok_or_else(|| invalid("invalid character class range", &full))?;
                     class.items.push(if neg {
                         ClassItem::NotRanges(ranges.to_vec())
                     } else {
@@ -262,7 +268,11 @@ impl Parser<'_> {
             self.i += 1;
             alts.push(self.parse_concat(depth)?);
         }
-        Ok(if alts.len() == 1 { alts.pop().unwrap_or(Node::Empty) } else { Node::Alt(alts) })
+        Ok(if alts.len() == 1 {
+            alts.pop().unwrap_or(Node::Empty)
+        } else {
+            Node::Alt(alts)
+        })
     }
 
     fn parse_concat(&mut self, depth: usize) -> Result<Node, RegexError> {
@@ -274,7 +284,10 @@ impl Parser<'_> {
                 '|' => break,
                 ')' => {
                     if depth == 0 {
-                        return Err(invalid("unexpected )", self.s[..].iter().collect::<String>()));
+                        return Err(invalid(
+                            "unexpected )",
+                            self.s[..].iter().collect::<String>(),
+                        ));
                     }
                     break;
                 }
@@ -310,7 +323,10 @@ impl Parser<'_> {
                     }
                     let inner = self.parse_alt(depth + 1)?;
                     if self.peek() != Some(')') {
-                        return Err(invalid("missing closing )", self.s[..].iter().collect::<String>()));
+                        return Err(invalid(
+                            "missing closing )",
+                            self.s[..].iter().collect::<String>(),
+                        ));
                     }
                     self.i += 1;
                     items.push(inner);
@@ -349,7 +365,9 @@ impl Parser<'_> {
                         }
                         Some('C') => return Err(invalid("invalid escape sequence", "\\C")),
                         Some('Q') => return Err(RegexError::Unsupported("\\Q...\\E".into())),
-                        Some('p' | 'P') => return Err(RegexError::Unsupported("\\p classes".into())),
+                        Some('p' | 'P') => {
+                            return Err(RegexError::Unsupported("\\p classes".into()));
+                        }
                         Some(p) if perl_class(p).is_some() => {
                             let (ranges, neg) = perl_class(p).unwrap_or((DIGIT, false));
                             self.i += 2;
@@ -499,7 +517,15 @@ impl GoRegex {
                     _ => false,
                 };
                 if ok {
-                    self.add(&mut next, &mut on, next_gen, pc + 1, pos + 1, &chars, &mut stack);
+                    self.add(
+                        &mut next,
+                        &mut on,
+                        next_gen,
+                        pc + 1,
+                        pos + 1,
+                        &chars,
+                        &mut stack,
+                    );
                 }
             }
             std::mem::swap(&mut cur, &mut next);

@@ -148,7 +148,11 @@ impl Pattern {
     fn compile(cleaned: String, exclusion: bool) -> Result<Pattern, IgnoreError> {
         // patternmatcher reads the pattern with Go's text/scanner, which
         // drops a leading byte-order mark.
-        let chars: Vec<char> = cleaned.strip_prefix('\u{feff}').unwrap_or(&cleaned).chars().collect();
+        let chars: Vec<char> = cleaned
+            .strip_prefix('\u{feff}')
+            .unwrap_or(&cleaned)
+            .chars()
+            .collect();
         #[derive(PartialEq)]
         enum T {
             Exact,
@@ -216,8 +220,12 @@ impl Pattern {
         }
         let kind = match t {
             T::Exact => MatchType::Exact,
-            T::Prefix => MatchType::Prefix(cleaned.as_bytes()[..cleaned.len().saturating_sub(2)].to_vec()),
-            T::Suffix => MatchType::Suffix(cleaned.as_bytes().get(2..).unwrap_or_default().to_vec()),
+            T::Prefix => {
+                MatchType::Prefix(cleaned.as_bytes()[..cleaned.len().saturating_sub(2)].to_vec())
+            }
+            T::Suffix => {
+                MatchType::Suffix(cleaned.as_bytes().get(2..).unwrap_or_default().to_vec())
+            }
             T::Regex => {
                 re.push('$');
                 let compiled = goregex::GoRegex::new(&re).map_err(|e| IgnoreError::BadRegex {
@@ -241,7 +249,8 @@ impl Pattern {
             MatchType::Exact => path == self.cleaned,
             MatchType::Prefix(p) => path.as_bytes().starts_with(p),
             MatchType::Suffix(s) => {
-                path.as_bytes().ends_with(s) || s.strip_prefix(b"/").is_some_and(|s| path.as_bytes() == s)
+                path.as_bytes().ends_with(s)
+                    || s.strip_prefix(b"/").is_some_and(|s| path.as_bytes() == s)
             }
             MatchType::Regex(re) => re.is_match(path),
         }
@@ -369,7 +378,10 @@ impl IgnoreMatcher {
         let mut end = 0;
         let bytes = parent.as_bytes();
         loop {
-            let next = bytes[end..].iter().position(|&b| b == b'/').map(|k| end + k);
+            let next = bytes[end..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map(|k| end + k);
             let prefix = &parent[..next.unwrap_or(parent.len())];
             if pattern.matches_path(prefix) {
                 return true;
@@ -476,10 +488,10 @@ impl IgnoreMatcher {
         if self.matches_legacy(".dockerignore") {
             extra.push(".dockerignore".to_owned());
         }
-        if let Some(df) = dockerfile {
-            if self.matches_legacy(df) {
-                extra.push(df.to_owned());
-            }
+        if let Some(df) = dockerfile
+            && self.matches_legacy(df)
+        {
+            extra.push(df.to_owned());
         }
         for p in extra {
             let p = gopath::clean(&p);
@@ -495,14 +507,12 @@ impl IgnoreMatcher {
 /// the Dockerfile if it exists (BuildKit's per-Dockerfile ignore file), else
 /// `<context>/.dockerignore` if it exists, else none.
 pub fn find_ignore_file(context_dir: &Path, dockerfile: Option<&Path>) -> Option<PathBuf> {
-    if let Some(df) = dockerfile {
-        if let Some(name) = df.file_name() {
-            let mut n = name.to_os_string();
-            n.push(".dockerignore");
-            let candidate = df.with_file_name(n);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
+    if let Some(name) = dockerfile.and_then(Path::file_name) {
+        let mut n = name.to_os_string();
+        n.push(".dockerignore");
+        let candidate = dockerfile.map(|df| df.with_file_name(n));
+        if let Some(c) = candidate.filter(|c| c.is_file()) {
+            return Some(c);
         }
     }
     let default = context_dir.join(".dockerignore");

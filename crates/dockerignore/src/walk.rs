@@ -70,7 +70,11 @@ fn walk_dir(
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, entry) in entries {
         let name = String::from_utf8_lossy(&name);
-        let path = if rel.is_empty() { name.into_owned() } else { format!("{rel}/{name}") };
+        let path = if rel.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{rel}/{name}")
+        };
         let ft = entry.file_type().map_err(|source| WalkError {
             path: entry.path(),
             source,
@@ -96,7 +100,11 @@ fn walk_dir(
             if excluded {
                 pending.push((path.clone(), kind));
             } else {
-                out.extend(pending.drain(..).map(|(path, kind)| ContextEntry { path, kind }));
+                out.extend(
+                    pending
+                        .drain(..)
+                        .map(|(path, kind)| ContextEntry { path, kind }),
+                );
                 out.push(ContextEntry {
                     path: path.clone(),
                     kind,
@@ -104,9 +112,17 @@ fn walk_dir(
             }
             let depth = pending.len();
             walk_dir(&entry.path(), &path, Some(&info), matcher, pending, out)?;
-            pending.truncate(depth.saturating_sub(usize::from(excluded)).min(pending.len()));
+            pending.truncate(
+                depth
+                    .saturating_sub(usize::from(excluded))
+                    .min(pending.len()),
+            );
         } else if !excluded {
-            out.extend(pending.drain(..).map(|(path, kind)| ContextEntry { path, kind }));
+            out.extend(
+                pending
+                    .drain(..)
+                    .map(|(path, kind)| ContextEntry { path, kind }),
+            );
             out.push(ContextEntry { path, kind });
         }
     }

@@ -45,19 +45,66 @@ impl Rng {
 }
 
 const NAMES: &[&str] = &[
-    "a", "b", "c", "ab", "abc", "ba", "a.b", "x.go", "y.go", "main.rs", "foo", "bar", "foobar", "Foo", "d1", "d2",
-    "_", "a b", ".hidden", ".git", "#c", "!x", "node_modules", "target", "x.txt", "[a]", "a*b", "a?b", "-", "é",
+    "a",
+    "b",
+    "c",
+    "ab",
+    "abc",
+    "ba",
+    "a.b",
+    "x.go",
+    "y.go",
+    "main.rs",
+    "foo",
+    "bar",
+    "foobar",
+    "Foo",
+    "d1",
+    "d2",
+    "_",
+    "a b",
+    ".hidden",
+    ".git",
+    "#c",
+    "!x",
+    "node_modules",
+    "target",
+    "x.txt",
+    "[a]",
+    "a*b",
+    "a?b",
+    "-",
+    "é",
 ];
 
 fn gen_path(rng: &mut Rng) -> String {
     let depth = 1 + rng.below(5);
-    (0..depth).map(|_| rng.pick(NAMES)).collect::<Vec<_>>().join("/")
+    (0..depth)
+        .map(|_| rng.pick(NAMES))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// One path component of a pattern.
 fn gen_component(rng: &mut Rng) -> String {
     let atoms = &[
-        "a", "b", "c", "ab", "foo", "bar", "x", "go", "d1", "d2", ".git", "node_modules", "target", "a b", "é", "_", "-",
+        "a",
+        "b",
+        "c",
+        "ab",
+        "foo",
+        "bar",
+        "x",
+        "go",
+        "d1",
+        "d2",
+        ".git",
+        "node_modules",
+        "target",
+        "a b",
+        "é",
+        "_",
+        "-",
     ];
     match rng.below(16) {
         0 => "*".into(),
@@ -66,8 +113,16 @@ fn gen_component(rng: &mut Rng) -> String {
         3 => format!("{}*", rng.pick(atoms)),
         4 => format!("*.{}", rng.pick(&["go", "rs", "txt", "b"])),
         5 => format!("{}?", rng.pick(atoms)),
-        6 => rng.pick(&["[ab]", "[a-c]", "[^a]", "[!a]", "[a-z]*", "d[12]", "[_-]", "[\\]]", "[é]"]).to_owned(),
-        7 => rng.pick(&["\\*", "a\\*b", "\\?", "\\[a]", "\\!x", "\\#c", "a\\?b", "\\a"]).to_owned(),
+        6 => rng
+            .pick(&[
+                "[ab]", "[a-c]", "[^a]", "[!a]", "[a-z]*", "d[12]", "[_-]", "[\\]]", "[é]",
+            ])
+            .to_owned(),
+        7 => rng
+            .pick(&[
+                "\\*", "a\\*b", "\\?", "\\[a]", "\\!x", "\\#c", "a\\?b", "\\a",
+            ])
+            .to_owned(),
         8 => rng.pick(&["*a*", "**foo", "a+", "(a)"]).to_owned(),
         9 => rng.pick(&[".", "..", "*.*"]).to_owned(),
         _ => rng.pick(atoms).to_owned(),
@@ -76,7 +131,10 @@ fn gen_component(rng: &mut Rng) -> String {
 
 fn gen_pattern(rng: &mut Rng) -> String {
     let n = 1 + rng.below(4);
-    let mut p: String = (0..n).map(|_| gen_component(rng)).collect::<Vec<_>>().join("/");
+    let mut p: String = (0..n)
+        .map(|_| gen_component(rng))
+        .collect::<Vec<_>>()
+        .join("/");
     if rng.chance(15) {
         p.insert(0, '/');
     }
@@ -243,7 +301,11 @@ fn oracle_regex(pattern: &str) -> Option<GoRegex> {
     GoRegex::new(&re).ok()
 }
 
-fn rule_matches(rule: &berth_dockerignore::Pattern, sem: RuleSemantics, path: &str) -> Option<bool> {
+fn rule_matches(
+    rule: &berth_dockerignore::Pattern,
+    sem: RuleSemantics,
+    path: &str,
+) -> Option<bool> {
     match sem {
         RuleSemantics::Docker => Some(rule.matches_path(path)),
         RuleSemantics::Oracle => oracle_regex(rule.as_str()).map(|re| re.is_match(path)),
@@ -294,7 +356,9 @@ fn explain(m: &IgnoreMatcher, file: &str, path: &str, oracle: bool) -> Option<De
     let one_level = oracle_combination(m, RuleSemantics::Docker, path)?;
     // The oracle, emulated.
     let Some(full) = oracle_combination(m, RuleSemantics::Oracle, path) else {
-        return file.contains(['{', '}', '\\']).then_some(Deviation::RegexDialect);
+        return file
+            .contains(['{', '}', '\\'])
+            .then_some(Deviation::RegexDialect);
     };
     if full != oracle {
         return None;
@@ -310,10 +374,16 @@ fn explain(m: &IgnoreMatcher, file: &str, path: &str, oracle: bool) -> Option<De
         return Some(Deviation::ParentLogic);
     }
     let patterns = m.patterns();
-    if patterns.iter().any(|p| p.as_str().contains(['+', '(', ')', '|'])) {
+    if patterns
+        .iter()
+        .any(|p| p.as_str().contains(['+', '(', ')', '|']))
+    {
         return Some(Deviation::RegexMetachar);
     }
-    if patterns.iter().any(|p| p.as_str().starts_with("**") && !p.as_str().starts_with("**/")) {
+    if patterns
+        .iter()
+        .any(|p| p.as_str().starts_with("**") && !p.as_str().starts_with("**/"))
+    {
         return Some(Deviation::SuffixMatch);
     }
     file.contains('\\').then_some(Deviation::RegexDialect)
@@ -333,7 +403,12 @@ fn run_oracle(files: &[String], paths: &[String]) -> Vec<Result<Vec<bool>, Strin
         .stdout(Stdio::piped())
         .spawn()
         .expect("node is required for the dockerignore oracle test (apt-get install nodejs)");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "oracle failed: {}", out.status);
     let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -406,10 +481,14 @@ fn agrees_with_balena_dockerignore() {
                 let n = deviations.entry(d).or_default();
                 *n += 1;
                 if std::env::var_os("ORACLE_SHOW").is_some() && *n <= 8 {
-                    eprintln!("{d:?}: file {file:?} path {path:?}: berth excludes={mine}, oracle={theirs}");
+                    eprintln!(
+                        "{d:?}: file {file:?} path {path:?}: berth excludes={mine}, oracle={theirs}"
+                    );
                 }
             } else if failures.len() < 40 {
-                failures.push(format!("file {file:?} path {path:?}: berth excludes={mine}, oracle={theirs}"));
+                failures.push(format!(
+                    "file {file:?} path {path:?}: berth excludes={mine}, oracle={theirs}"
+                ));
             } else {
                 failures.push(String::new());
             }
@@ -427,7 +506,12 @@ fn agrees_with_balena_dockerignore() {
         failures.is_empty(),
         "{} unexplained disagreements:\n{}",
         failures.len(),
-        failures.iter().filter(|f| !f.is_empty()).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .filter(|f| !f.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The deviations are the exception: most decisions must agree outright.
     assert!(pct > 97.0, "only {pct:.3}% agreement");

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use berth_dockerignore::{EntryKind, IgnoreError, IgnoreMatcher, find_ignore_file, read_patterns, walk_context};
+use berth_dockerignore::{
+    EntryKind, IgnoreError, IgnoreMatcher, find_ignore_file, read_patterns, walk_context,
+};
 use proptest::prelude::*;
 
 fn excluded(file: &str, path: &str) -> bool {
@@ -89,7 +91,7 @@ const CASES: &[(&str, &str, bool)] = &[
     // Go regexp semantics of odd patterns.
     ("\\d", "1", true),
     ("\\a", "a", false),
-    ("a^b", "a^b", true),   // no wildcard: compared as a plain string
+    ("a^b", "a^b", true),    // no wildcard: compared as a plain string
     ("a^b*", "a^bx", false), // with one, `^` is a regexp anchor mid-way
     ("[*]", "]", true),
     ("[[:alpha:]]", "q", true),
@@ -108,32 +110,53 @@ fn docker_rules() {
 
 #[test]
 fn invalid_files_are_errors() {
-    assert_eq!(IgnoreMatcher::parse("!").unwrap_err(), IgnoreError::IllegalExclusion);
-    assert_eq!(IgnoreMatcher::parse("! ").unwrap_err(), IgnoreError::IllegalExclusion);
+    assert_eq!(
+        IgnoreMatcher::parse("!").unwrap_err(),
+        IgnoreError::IllegalExclusion
+    );
+    assert_eq!(
+        IgnoreMatcher::parse("! ").unwrap_err(),
+        IgnoreError::IllegalExclusion
+    );
     for bad in ["[", "a[b", "[]", "[a-]", "a\\", "\\q", "x\\é", "[z-a]"] {
-        assert!(IgnoreMatcher::parse(bad).is_err(), "{bad:?} should be rejected");
+        assert!(
+            IgnoreMatcher::parse(bad).is_err(),
+            "{bad:?} should be rejected"
+        );
     }
     let long = "a".repeat(70_000);
-    assert!(matches!(IgnoreMatcher::parse(&long), Err(IgnoreError::LineTooLong { line: 1 })));
+    assert!(matches!(
+        IgnoreMatcher::parse(&long),
+        Err(IgnoreError::LineTooLong { line: 1 })
+    ));
 }
 
 #[test]
 fn read_patterns_like_docker() {
     let text = "\u{feff}# c\n\n /a/b/ \r\n!  ./c/../d\n/\n\\#x\n #y";
-    assert_eq!(read_patterns(text).unwrap(), ["a/b", "!d", "/", "\\#x", "#y"]);
+    assert_eq!(
+        read_patterns(text).unwrap(),
+        ["a/b", "!d", "/", "\\#x", "#y"]
+    );
 }
 
 #[test]
 fn build_files_are_kept() {
-    let m = IgnoreMatcher::parse("*\n!src").unwrap().keep_build_files(Some("Dockerfile"));
+    let m = IgnoreMatcher::parse("*\n!src")
+        .unwrap()
+        .keep_build_files(Some("Dockerfile"));
     assert!(!m.matches(".dockerignore", false));
     assert!(!m.matches("Dockerfile", false));
     assert!(m.matches("other", false));
-    let m = IgnoreMatcher::parse("build").unwrap().keep_build_files(Some("build/app.Dockerfile"));
+    let m = IgnoreMatcher::parse("build")
+        .unwrap()
+        .keep_build_files(Some("build/app.Dockerfile"));
     assert!(!m.matches("build/app.Dockerfile", false));
     assert!(m.matches("build/other", false));
     // Nothing added when nothing is excluded.
-    let m = IgnoreMatcher::parse("x").unwrap().keep_build_files(Some("Dockerfile"));
+    let m = IgnoreMatcher::parse("x")
+        .unwrap()
+        .keep_build_files(Some("Dockerfile"));
     assert_eq!(m.patterns().len(), 1);
 }
 
@@ -146,9 +169,15 @@ fn per_dockerfile_ignore_file_wins() {
     std::fs::write(&df, "FROM scratch").unwrap();
     assert_eq!(find_ignore_file(ctx, Some(&df)), None);
     std::fs::write(ctx.join(".dockerignore"), "x").unwrap();
-    assert_eq!(find_ignore_file(ctx, Some(&df)), Some(ctx.join(".dockerignore")));
+    assert_eq!(
+        find_ignore_file(ctx, Some(&df)),
+        Some(ctx.join(".dockerignore"))
+    );
     std::fs::write(ctx.join("build/app.Dockerfile.dockerignore"), "y").unwrap();
-    assert_eq!(find_ignore_file(ctx, Some(&df)), Some(ctx.join("build/app.Dockerfile.dockerignore")));
+    assert_eq!(
+        find_ignore_file(ctx, Some(&df)),
+        Some(ctx.join("build/app.Dockerfile.dockerignore"))
+    );
     assert_eq!(find_ignore_file(ctx, None), Some(ctx.join(".dockerignore")));
 }
 
@@ -165,18 +194,27 @@ fn make_tree(root: &Path, files: &[String]) {
 /// Files the walk lists must be exactly the files `matches` keeps, and every
 /// listed directory must be kept or hold a kept entry.
 fn check_walk(file: &str, tree: &[String]) -> Result<(), TestCaseError> {
-    let Ok(m) = IgnoreMatcher::parse(file) else { return Ok(()) };
+    let Ok(m) = IgnoreMatcher::parse(file) else {
+        return Ok(());
+    };
     let dir = tempfile::tempdir().unwrap();
     make_tree(dir.path(), tree);
     let entries = walk_context(dir.path(), &m).unwrap();
-    let walked: BTreeSet<String> =
-        entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.path.clone()).collect();
+    let walked: BTreeSet<String> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| e.path.clone())
+        .collect();
     let all_files: BTreeSet<String> = tree
         .iter()
         .filter(|f| dir.path().join(f).is_file())
         .cloned()
         .collect();
-    let expected: BTreeSet<String> = all_files.iter().filter(|f| !m.matches(f, false)).cloned().collect();
+    let expected: BTreeSet<String> = all_files
+        .iter()
+        .filter(|f| !m.matches(f, false))
+        .cloned()
+        .collect();
     prop_assert_eq!(&walked, &expected, "file {:?}", file);
     for e in entries.iter().filter(|e| e.kind == EntryKind::Dir) {
         let prefix = format!("{}/", e.path);
@@ -187,15 +225,26 @@ fn check_walk(file: &str, tree: &[String]) -> Result<(), TestCaseError> {
 
 #[test]
 fn walk_lists_kept_files_and_their_parents() {
-    let tree: Vec<String> = ["a/b/c.go", "a/b/d.txt", "a/x.go", "main.go", "d/f", "node_modules/p/i.js", "Dockerfile"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let tree: Vec<String> = [
+        "a/b/c.go",
+        "a/b/d.txt",
+        "a/x.go",
+        "main.go",
+        "d/f",
+        "node_modules/p/i.js",
+        "Dockerfile",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let dir = tempfile::tempdir().unwrap();
     make_tree(dir.path(), &tree);
     let m = IgnoreMatcher::parse("a\n!a/b/*.go\nnode_modules").unwrap();
-    let got: Vec<(String, EntryKind)> =
-        walk_context(dir.path(), &m).unwrap().into_iter().map(|e| (e.path, e.kind)).collect();
+    let got: Vec<(String, EntryKind)> = walk_context(dir.path(), &m)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.path, e.kind))
+        .collect();
     let want = vec![
         ("Dockerfile".to_owned(), EntryKind::File),
         ("a".to_owned(), EntryKind::Dir),
