@@ -37,7 +37,9 @@ mod gopath;
 mod goregex;
 mod walk;
 
-pub use walk::{ContextEntry, EntryKind, WalkError, walk_context};
+pub use walk::{
+    ContextEntry, EntryKind, WalkError, WalkStats, walk_context, walk_context_with_stats,
+};
 
 /// The Go-regexp evaluator behind pattern matching; public only so the
 /// differential test can evaluate the oracle's own regexps with it.

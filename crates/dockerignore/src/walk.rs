@@ -44,10 +44,29 @@ pub struct WalkError {
 /// a re-included entry is listed just before its first included descendant,
 /// as fsutil does.
 pub fn walk_context(root: &Path, matcher: &IgnoreMatcher) -> Result<Vec<ContextEntry>, WalkError> {
+    walk_context_with_stats(root, matcher).map(|(entries, _)| entries)
+}
+
+/// How much work a walk did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Directories whose listing was read (the root included).
+    pub dirs_read: usize,
+    /// Directory entries matched against the patterns.
+    pub entries_matched: usize,
+}
+
+/// [`walk_context`], also reporting how much of the tree was visited (to
+/// check that excluded directories are pruned).
+pub fn walk_context_with_stats(
+    root: &Path,
+    matcher: &IgnoreMatcher,
+) -> Result<(Vec<ContextEntry>, WalkStats), WalkError> {
     let mut out = Vec::new();
     let mut pending: Vec<(String, EntryKind)> = Vec::new();
-    walk_dir(root, "", None, matcher, &mut pending, &mut out)?;
-    Ok(out)
+    let mut stats = WalkStats::default();
+    walk_dir(root, "", None, matcher, &mut pending, &mut out, &mut stats)?;
+    Ok((out, stats))
 }
 
 fn walk_dir(
@@ -57,11 +76,13 @@ fn walk_dir(
     matcher: &IgnoreMatcher,
     pending: &mut Vec<(String, EntryKind)>,
     out: &mut Vec<ContextEntry>,
+    stats: &mut WalkStats,
 ) -> Result<(), WalkError> {
     let err = |source| WalkError {
         path: abs.to_owned(),
         source,
     };
+    stats.dirs_read += 1;
     let mut entries: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
     for e in std::fs::read_dir(abs).map_err(err)? {
         let e = e.map_err(err)?;
@@ -88,6 +109,7 @@ fn walk_dir(
         } else {
             EntryKind::Other
         };
+        stats.entries_matched += 1;
         let (excluded, info) = if matcher.is_empty() {
             (false, MatchInfo::default())
         } else {
@@ -111,7 +133,15 @@ fn walk_dir(
                 });
             }
             let depth = pending.len();
-            walk_dir(&entry.path(), &path, Some(&info), matcher, pending, out)?;
+            walk_dir(
+                &entry.path(),
+                &path,
+                Some(&info),
+                matcher,
+                pending,
+                out,
+                stats,
+            )?;
             pending.truncate(
                 depth
                     .saturating_sub(usize::from(excluded))

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use berth_dockerignore::{
     EntryKind, IgnoreError, IgnoreMatcher, find_ignore_file, read_patterns, walk_context,
+    walk_context_with_stats,
 };
 use proptest::prelude::*;
 
@@ -255,6 +256,66 @@ fn walk_lists_kept_files_and_their_parents() {
         ("main.go".to_owned(), EntryKind::File),
     ];
     assert_eq!(got, want);
+}
+
+#[test]
+fn excluded_directories_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = vec!["src/main.rs".to_owned(), "Dockerfile".to_owned()];
+    for i in 0..50 {
+        tree.push(format!("node_modules/p{i}/lib/index.js"));
+        tree.push(format!("target/debug/d{i}/x.o"));
+    }
+    make_tree(dir.path(), &tree);
+    let count = |file: &str| {
+        let m = IgnoreMatcher::parse(file).unwrap();
+        let (entries, stats) = walk_context_with_stats(dir.path(), &m).unwrap();
+        (entries.len(), stats.dirs_read)
+    };
+    // No exceptions: neither excluded directory is opened.
+    assert_eq!(count("node_modules\ntarget"), (3, 2)); // Dockerfile, src, src/main.rs; root + src read
+    // An exception that cannot reach inside them: still pruned.
+    assert_eq!(count("node_modules\ntarget\n!src/keep"), (3, 2));
+    // An exception inside node_modules: that directory must be walked, and
+    // only the re-included file (with its parents) is sent.
+    let (n, dirs) = count("node_modules\ntarget\n!node_modules/p7/lib/index.js");
+    assert_eq!(n, 3 + 4);
+    // Inside it, only the branch leading to the exception is opened.
+    assert_eq!(dirs, 5); // root, src, node_modules, p7, p7/lib
+    // A wildcard exception could match anywhere: nothing can be pruned.
+    let (_, dirs) = count("node_modules\ntarget\n!*.md");
+    assert_eq!(dirs, 2 + (1 + 50 * 2) + (1 + 1 + 50));
+}
+
+#[test]
+fn walk_is_fast() {
+    // 20,000 files in 400 directories with a realistic ignore file.
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = Vec::new();
+    for d in 0..400 {
+        for f in 0..50 {
+            tree.push(format!(
+                "pkg{}/sub{}/file{f}.{}",
+                d % 20,
+                d,
+                if f % 3 == 0 { "go" } else { "txt" }
+            ));
+        }
+    }
+    make_tree(dir.path(), &tree);
+    let m = IgnoreMatcher::parse("**/*.txt\n!pkg1/**/file1.txt\n*.log\n.git\npkg3/sub*/file4*")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let entries = walk_context(dir.path(), &m).unwrap();
+    let took = start.elapsed();
+    assert!(entries.iter().any(|e| e.path == "pkg1/sub1/file1.txt"));
+    assert!(!entries.iter().any(|e| e.path == "pkg2/sub2/file1.txt"));
+    // Generous even for a debug build on a loaded machine.
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "walk took {took:?}"
+    );
+    eprintln!("walked {} entries in {took:?}", entries.len());
 }
 
 proptest! {
