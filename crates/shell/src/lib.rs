@@ -289,3 +289,79 @@ impl Lexer {
         self.expand(input, env).map(|e| e.words)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(opts: LexOptions, input: &str, env: &[&str]) -> String {
+        let env = EnvMap::from_kv_strings(env);
+        Lexer::new('\\')
+            .with_options(opts)
+            .expand_word(input, &env)
+            .unwrap()
+    }
+
+    #[test]
+    fn raw_quotes_keep_quote_chars() {
+        let o = LexOptions {
+            raw_quotes: true,
+            ..LexOptions::default()
+        };
+        assert_eq!(expand(o, r#"'a b' "c $X""#, &["X=1"]), r#"'a b' "c 1""#);
+    }
+
+    #[test]
+    fn raw_escapes_keep_escape_chars() {
+        let o = LexOptions {
+            raw_escapes: true,
+            ..LexOptions::default()
+        };
+        assert_eq!(expand(o, r"a\ b\$X", &["X=1"]), r"a\ b\$X");
+        // Inside double quotes an escape before an ordinary char is doubled
+        // (BuildKit writes it once raw and once as the literal char).
+        assert_eq!(expand(o, r#""a\b""#, &[]), r#"a\\b"#);
+    }
+
+    #[test]
+    fn skip_process_quotes_treats_quotes_as_text() {
+        let o = LexOptions {
+            skip_process_quotes: true,
+            ..LexOptions::default()
+        };
+        assert_eq!(expand(o, r#"'$X' "$X""#, &["X=1"]), r#"'1' "1""#);
+    }
+
+    #[test]
+    fn skip_unset_env_leaves_references() {
+        let o = LexOptions {
+            skip_unset_env: true,
+            ..LexOptions::default()
+        };
+        assert_eq!(
+            expand(o, "$X ${Y} ${Z:-w} ${Q?m} ${W/a/b} $S", &["S=set"]),
+            "$X ${Y} ${Z:-w} ${Q?m} ${W/a/b} set"
+        );
+        // BuildKit rebuilds `${V//p/r}` with a single slash.
+        assert_eq!(expand(o, "${W//a/b}", &[]), "${W/a/b}");
+    }
+
+    #[test]
+    fn env_map_builds_like_buildkit() {
+        let m = EnvMap::from_kv_strings(["A=1", "B", "C=x=y", "A=2"]);
+        assert_eq!(m.lookup("A"), Some("2"));
+        assert_eq!(m.lookup("B"), Some(""));
+        assert_eq!(m.lookup("C"), Some("x=y"));
+        assert_eq!(m.lookup("D"), None);
+    }
+
+    #[test]
+    fn error_display_is_buildkits() {
+        let e = Lexer::new('\\').expand("a\n${", &NoEnv).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "failed to process \"a\\n${\": syntax error: missing '}'"
+        );
+        assert_eq!(e.kind, ShellErrorKind::MissingBrace);
+    }
+}
