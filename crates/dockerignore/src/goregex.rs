@@ -413,6 +413,37 @@ enum Inst {
 pub struct GoRegex {
     prog: Vec<Inst>,
     classes: Vec<Class>,
+    /// Literal text every match must start the string with (`^lit...`).
+    required_prefix: String,
+    /// Literal text every match must end the string with (`...lit$`).
+    required_suffix: String,
+}
+
+/// The literal runs right after a leading `^` and right before a trailing
+/// `$` of a top-level concatenation: cheap necessary conditions that reject
+/// most paths before the automaton runs.
+fn anchored_literals(node: &Node) -> (String, String) {
+    let Node::Concat(items) = node else {
+        return (String::new(), String::new());
+    };
+    let lit = |n: &Node| match n {
+        Node::Lit(c) => Some(*c),
+        _ => None,
+    };
+    let mut prefix = String::new();
+    if matches!(items.first(), Some(Node::Assert(Assert::BeginText))) {
+        prefix = items[1..].iter().map_while(lit).collect();
+    }
+    let mut suffix = String::new();
+    if matches!(items.last(), Some(Node::Assert(Assert::EndText))) {
+        let rev: Vec<char> = items[..items.len() - 1]
+            .iter()
+            .rev()
+            .map_while(lit)
+            .collect();
+        suffix = rev.into_iter().rev().collect();
+    }
+    (prefix, suffix)
 }
 
 impl GoRegex {
@@ -424,9 +455,12 @@ impl GoRegex {
         if p.i != chars.len() {
             return Err(invalid("unexpected )", pattern));
         }
+        let (required_prefix, required_suffix) = anchored_literals(&node);
         let mut re = GoRegex {
             prog: Vec::new(),
             classes: Vec::new(),
+            required_prefix,
+            required_suffix,
         };
         re.emit(&node);
         re.prog.push(Inst::Match);
@@ -490,6 +524,9 @@ impl GoRegex {
 
     /// Go's `MatchString`: does the regexp match anywhere in `text`?
     pub fn is_match(&self, text: &str) -> bool {
+        if !text.starts_with(&self.required_prefix) || !text.ends_with(&self.required_suffix) {
+            return false;
+        }
         let chars: Vec<char> = text.chars().collect();
         let n = self.prog.len();
         let mut cur: Vec<usize> = Vec::with_capacity(n);
@@ -605,6 +642,10 @@ mod tests {
         assert!(m("^\\d$", "7"));
         assert!(m("^[[:alpha:]]$", "q"));
         assert!(!m("^a^b$", "ab"));
+        assert!(m("^ab(.*/)?c\\.go$", "ab/x/c.go"));
+        assert!(!m("^ab(.*/)?c\\.go$", "ab/x/c.gox"));
+        assert!(m("^ab$", "ab"));
+        assert!(!m("^ab$", "abab"));
     }
 
     #[test]
