@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = IgnoreMatcher::parse(file) {
         let walk = m.matches(path, false);
         let _ = m.matches_or_parent_matches(path);
-        let _ = m.keep_build_files(Some(path)).matches(path, false);
+        if let Ok(k) = m.keep_build_files(Some(path)) {
+            let _ = k.matches(path, false);
+        }
         let _ = walk;
     }
 });

@@ -484,24 +484,25 @@ impl IgnoreMatcher {
     /// The Docker CLI rule that the build files always reach the builder:
     /// if `.dockerignore` or the Dockerfile (path relative to the context,
     /// when it lies inside it) would be excluded, an exception for it is
-    /// appended (`TrimBuildFilesFromExcludes`).
-    pub fn keep_build_files(mut self, dockerfile: Option<&str>) -> IgnoreMatcher {
+    /// appended (`TrimBuildFilesFromExcludes`). Like Docker, this fails if
+    /// the Dockerfile's name is not a valid pattern (e.g. it contains `[`).
+    pub fn keep_build_files(self, dockerfile: Option<&str>) -> Result<IgnoreMatcher, IgnoreError> {
         let mut extra = Vec::new();
         if self.matches_legacy(".dockerignore") {
-            extra.push(".dockerignore".to_owned());
+            extra.push("!.dockerignore".to_owned());
         }
         if let Some(df) = dockerfile
             && self.matches_legacy(df)
         {
-            extra.push(df.to_owned());
+            extra.push(format!("!{df}"));
         }
-        for p in extra {
-            let p = gopath::clean(&p);
-            if let Ok(compiled) = Pattern::compile(p, true) {
-                self.patterns.push(compiled);
-            }
+        if extra.is_empty() {
+            return Ok(self);
         }
-        Self::from_compiled(self.patterns)
+        let added = IgnoreMatcher::from_patterns(extra)?;
+        let mut patterns = self.patterns;
+        patterns.extend(added.patterns);
+        Ok(Self::from_compiled(patterns))
     }
 }
 

@@ -145,20 +145,30 @@ fn read_patterns_like_docker() {
 fn build_files_are_kept() {
     let m = IgnoreMatcher::parse("*\n!src")
         .unwrap()
-        .keep_build_files(Some("Dockerfile"));
+        .keep_build_files(Some("Dockerfile"))
+        .unwrap();
     assert!(!m.matches(".dockerignore", false));
     assert!(!m.matches("Dockerfile", false));
     assert!(m.matches("other", false));
     let m = IgnoreMatcher::parse("build")
         .unwrap()
-        .keep_build_files(Some("build/app.Dockerfile"));
+        .keep_build_files(Some("build/app.Dockerfile"))
+        .unwrap();
     assert!(!m.matches("build/app.Dockerfile", false));
     assert!(m.matches("build/other", false));
     // Nothing added when nothing is excluded.
     let m = IgnoreMatcher::parse("x")
         .unwrap()
-        .keep_build_files(Some("Dockerfile"));
+        .keep_build_files(Some("Dockerfile"))
+        .unwrap();
     assert_eq!(m.patterns().len(), 1);
+    // Docker validates the added exception like any pattern.
+    assert!(
+        IgnoreMatcher::parse("*")
+            .unwrap()
+            .keep_build_files(Some("a[b"))
+            .is_err()
+    );
 }
 
 #[test]
