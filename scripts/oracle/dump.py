@@ -14,6 +14,10 @@ def dump(src: str):
         cmds = dockerfile.parse_string(src)
     except dockerfile.GoParseError as e:
         return {"error": str(e)}
+    except (UnicodeDecodeError, SystemError, ValueError) as e:
+        # BuildKit produced a string that is not UTF-8 (e.g. a flag cut inside
+        # a multi-byte character): the Python wrapper cannot return it.
+        return {"unsupported": repr(e)}
     out = []
     for c in cmds:
         out.append({

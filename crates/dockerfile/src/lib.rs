@@ -1,1 +1,47 @@
-//! placeholder
+//! A Dockerfile parser that reads Dockerfiles exactly as BuildKit does.
+//!
+//! [`parse`] is total: it never fails and never panics. It returns the syntax
+//! tree ([`Dockerfile`]: directives, instructions with flags, argument words,
+//! exec/shell form, ONBUILD's nested instruction, heredocs; every node with its
+//! [`Span`]) and a list of [`Diagnostic`]s. A diagnostic of severity
+//! [`Severity::Error`] marks exactly the inputs that BuildKit's own parser
+//! rejects; warnings flag what it accepts but the build or a linter would not
+//! (unknown instructions, with a "did you mean" hint; empty continuation
+//! lines). [`Diagnostic::render`] prints `file:line:col`, the line and a caret.
+//!
+//! Fidelity target: BuildKit's `frontend/dockerfile/parser` as wrapped by the
+//! PyPI package `dockerfile` 3.4, including its quirks: parser directives only
+//! before anything else (`# syntax=`, `# escape=`; any other comment, a blank
+//! line or an unknown directive such as `# check=` ends them), continuation
+//! lines with comment and blank lines inside, an escaped escape at the end of
+//! a line that is not a continuation, flags read byte by byte, JSON arrays
+//! decoded like Go's `encoding/json` decoder (trailing text ignored), ENV and
+//! LABEL keys and values with their quotes kept, heredocs only for RUN, COPY
+//! and ADD in shell form (and ONBUILD of those). [`dump`] renders the tree as
+//! that package does (`berth dockerfile parse --format json`).
+//!
+//! What this crate deliberately does not do: no file system and no
+//! environment access (it parses a `&str`), no variable expansion (that is
+//! `berth-shell`), no build semantics beyond the typed view in [`typed`].
+
+mod ast;
+mod diag;
+mod dump;
+mod go;
+mod heredoc_lex;
+mod parser;
+pub mod typed;
+
+pub use ast::{Directive, Dockerfile, Flag, Heredoc, Instruction, Keyword, Span, Word};
+pub use diag::{Diagnostic, DiagnosticKind, Severity, suggest_instruction};
+pub use dump::{DumpHeredoc, DumpNode, dump};
+pub use parser::parse;
+
+/// Parses `src` and fails on the first error, the way BuildKit does.
+pub fn parse_strict(src: &str) -> Result<(Dockerfile, Vec<Diagnostic>), Diagnostic> {
+    let (df, diags) = parse(src);
+    match diags.iter().find(|d| d.severity == Severity::Error) {
+        Some(e) => Err(e.clone()),
+        None => Ok((df, diags)),
+    }
+}

@@ -1,0 +1,1 @@
+//! Typed instructions (to come).

@@ -1,0 +1,4 @@
+FROM a
+COPY \
+  --from=b \
+  /x /y

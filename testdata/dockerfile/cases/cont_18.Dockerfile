@@ -1,0 +1,4 @@
+FROM a
+ENV a=b \
+    c=d \
+    e=f

@@ -1,0 +1,4 @@
+FROM a
+# comment
+  # indented comment
+RUN x # not a comment

@@ -1,0 +1,8 @@
+FROM a
+RUN a \
+#c1
+#c2
+
+  b \
+  # c3
+  c

@@ -1,0 +1,3 @@
+# ESCAPE=`
+RUN a `
+b

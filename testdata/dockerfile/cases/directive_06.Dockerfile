@@ -1,0 +1,3 @@
+# escape=`
+# escape=`
+RUN a

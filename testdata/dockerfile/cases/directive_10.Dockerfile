@@ -1,0 +1,4 @@
+# check=skip=all
+# escape=`
+RUN a `
+b

@@ -1,0 +1,4 @@
+# comment
+# escape=`
+RUN a `
+b

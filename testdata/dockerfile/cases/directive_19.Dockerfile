@@ -1,0 +1,4 @@
+# x=y
+# escape=`
+RUN a `
+b

@@ -1,0 +1,4 @@
+#syntax=x
+#escape=`
+#escape=\
+RUN a

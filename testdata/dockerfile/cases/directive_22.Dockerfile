@@ -1,0 +1,4 @@
+RUN a
+# escape=`
+RUN b `
+c

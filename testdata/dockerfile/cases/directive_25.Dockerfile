@@ -1,0 +1,2 @@
+# escape=`
+ENV a=b` c d=e

@@ -1,0 +1,2 @@
+# escape=`
+LABEL a="b`"c" d=e

@@ -1,0 +1,2 @@
+# escape=`
+ARG a=`"b

@@ -1,0 +1,2 @@
+# escape=`
+COPY --from=a\b x y

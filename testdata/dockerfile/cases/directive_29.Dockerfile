@@ -1,0 +1,3 @@
+# 1escape=`
+RUN a `
+b

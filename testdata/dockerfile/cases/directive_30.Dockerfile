@@ -1,0 +1,4 @@
+#
+# escape=`
+RUN a `
+b

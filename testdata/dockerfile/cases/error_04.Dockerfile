@@ -1,0 +1,4 @@
+FROM a
+COPY <<A <<B /x
+a
+A

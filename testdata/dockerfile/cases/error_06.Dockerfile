@@ -1,0 +1,2 @@
+# escape=q
+FROM a

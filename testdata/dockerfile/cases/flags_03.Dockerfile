@@ -1,0 +1,2 @@
+FROM a
+COPY --x="a b"c x y

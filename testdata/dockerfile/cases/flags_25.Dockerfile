@@ -1,0 +1,2 @@
+FROM a
+HEALTHCHECK --interval=1s --timeout="2 s" CMD x

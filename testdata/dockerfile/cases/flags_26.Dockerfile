@@ -1,0 +1,2 @@
+FROM a
+FROM --platform="linux/amd64" b AS c

@@ -1,0 +1,2 @@
+FROM a
+COPY --a='b c' --d="e'f" g h

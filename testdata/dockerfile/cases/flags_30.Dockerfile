@@ -1,0 +1,2 @@
+FROM a
+ONBUILD --a=b --c COPY --d=e f g

@@ -1,0 +1,4 @@
+FROM a
+RUN python3 <<EOF
+print(1)
+EOF

@@ -1,0 +1,6 @@
+FROM a
+COPY <<A <<B /dst/
+a
+A
+b
+B

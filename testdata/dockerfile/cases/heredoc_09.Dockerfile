@@ -1,0 +1,7 @@
+FROM a
+RUN <<A <<B
+a
+A
+b
+B
+RUN x

@@ -1,0 +1,4 @@
+FROM a
+CMD <<EOF
+x
+EOF

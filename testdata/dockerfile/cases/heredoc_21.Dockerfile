@@ -1,0 +1,4 @@
+FROM a
+ENTRYPOINT <<EOF
+x
+EOF

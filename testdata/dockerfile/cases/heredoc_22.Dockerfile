@@ -1,0 +1,4 @@
+FROM a
+ONBUILD RUN <<EOF
+x
+EOF

@@ -1,0 +1,4 @@
+FROM a
+ONBUILD COPY <<EOF /x
+y
+EOF

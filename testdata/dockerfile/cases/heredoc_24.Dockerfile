@@ -1,0 +1,4 @@
+FROM a
+ONBUILD CMD <<EOF
+x
+EOF

@@ -1,0 +1,4 @@
+FROM a
+RUN 3<<EOF
+x
+EOF

@@ -1,0 +1,4 @@
+FROM a
+RUN cat<<EOF
+x
+EOF

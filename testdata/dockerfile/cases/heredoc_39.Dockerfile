@@ -1,0 +1,3 @@
+FROM a
+RUN <<EOF echo "x
+EOF

@@ -1,0 +1,5 @@
+FROM a
+RUN <<EOF
+#!/bin/sh
+echo hi
+EOF

@@ -1,0 +1,5 @@
+FROM a
+RUN echo <<EOF \
+# comment
+body
+EOF

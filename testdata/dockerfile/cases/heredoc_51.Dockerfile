@@ -1,0 +1,5 @@
+FROM a
+RUN <<EOF
+RUN inner
+EOF
+RUN after

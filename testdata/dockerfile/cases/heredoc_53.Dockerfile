@@ -1,0 +1,8 @@
+FROM a
+RUN <<EOF
+x
+EOF
+
+RUN <<EOF
+y
+EOF

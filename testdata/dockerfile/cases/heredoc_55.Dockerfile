@@ -1,0 +1,4 @@
+FROM a
+COPY <<EOF
+x
+EOF

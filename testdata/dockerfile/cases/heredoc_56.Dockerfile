@@ -1,0 +1,6 @@
+FROM a
+RUN <<EOF <<EOF
+a
+EOF
+b
+EOF

@@ -1,0 +1,3 @@
+FROM a
+RUN <<EOF
+EOF

@@ -1,0 +1,4 @@
+FROM a
+COPY --from=x <<EOF /y
+z
+EOF

@@ -1,0 +1,4 @@
+FROM a
+RUN 10<<EOF
+x
+EOF

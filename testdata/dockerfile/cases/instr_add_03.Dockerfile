@@ -1,0 +1,2 @@
+FROM base
+ADD https://x/y.tgz /z

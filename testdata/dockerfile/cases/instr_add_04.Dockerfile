@@ -1,0 +1,2 @@
+FROM base
+ADD --keep-git-dir=true git@x:y /z

@@ -1,0 +1,2 @@
+FROM base
+ADD --checksum=sha256:abc https://x /y

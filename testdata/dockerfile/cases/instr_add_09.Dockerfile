@@ -1,0 +1,2 @@
+FROM base
+ADD --link a b

@@ -1,0 +1,2 @@
+FROM base
+COPY --chown=u:g --chmod=755 a b

@@ -1,0 +1,2 @@
+FROM base
+COPY --link --parents a/b c/

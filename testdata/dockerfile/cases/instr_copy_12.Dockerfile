@@ -1,0 +1,2 @@
+FROM base
+COPY --a="x\"y" a b

@@ -1,0 +1,2 @@
+FROM base
+ENTRYPOINT ["/bin/sh", "-c"]

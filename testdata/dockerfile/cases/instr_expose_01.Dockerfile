@@ -1,0 +1,2 @@
+FROM base
+EXPOSE 80/tcp 443/udp

@@ -1,0 +1,2 @@
+FROM base
+EXPOSE 80	443  8080

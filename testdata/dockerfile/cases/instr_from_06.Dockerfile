@@ -1,0 +1,1 @@
+from  ubuntu   AS   x 

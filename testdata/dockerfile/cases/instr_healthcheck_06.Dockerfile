@@ -1,0 +1,2 @@
+FROM base
+HEALTHCHECK --retries=3 NONE

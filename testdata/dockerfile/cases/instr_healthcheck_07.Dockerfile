@@ -1,0 +1,2 @@
+FROM base
+HEALTHCHECK CMD ["a", 1]

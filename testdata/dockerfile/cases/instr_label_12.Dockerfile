@@ -1,0 +1,2 @@
+FROM base
+LABEL maintainer="x <x@y>" version=1.0

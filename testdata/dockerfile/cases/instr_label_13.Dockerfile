@@ -1,0 +1,3 @@
+FROM base
+LABEL a=b \
+  c=d

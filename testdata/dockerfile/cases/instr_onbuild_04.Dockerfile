@@ -1,0 +1,2 @@
+FROM base
+ONBUILD COPY --from=a b c

@@ -1,0 +1,2 @@
+FROM base
+ONBUILD ENV a=b c=d

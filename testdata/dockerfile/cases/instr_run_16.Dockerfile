@@ -1,0 +1,2 @@
+FROM base
+RUN ["a", {"k": 1}]

@@ -1,0 +1,2 @@
+FROM base
+RUN --mount=type=secret,id=x,required cat /run/secrets/x

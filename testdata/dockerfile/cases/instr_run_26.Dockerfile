@@ -1,0 +1,2 @@
+FROM base
+RUN -x

@@ -1,0 +1,2 @@
+FROM base
+COPPY a b

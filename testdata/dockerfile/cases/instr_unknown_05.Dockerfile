@@ -1,0 +1,2 @@
+FROM base
+123 abc

@@ -1,0 +1,2 @@
+FROM base
+USER 1000:1000

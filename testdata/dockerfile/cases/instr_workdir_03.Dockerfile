@@ -1,0 +1,2 @@
+FROM base
+WORKDIR $HOME/x

@@ -1,0 +1,4 @@
+from a
+run x
+copy a b
+env a=b

@@ -1,0 +1,2 @@
+FrOm a
+RuN x

@@ -1,0 +1,3 @@
+FROM a
+RUN echo 日本語
+LABEL ключ=значение

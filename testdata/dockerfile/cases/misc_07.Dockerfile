@@ -1,0 +1,3 @@
+FROM a
+LABEL a="multi\
+  line"

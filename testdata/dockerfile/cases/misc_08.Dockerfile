@@ -1,0 +1,3 @@
+FROM a
+ENV a="b\
+  c" d=e

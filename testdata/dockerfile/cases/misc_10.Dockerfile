@@ -1,0 +1,2 @@
+FROM a
+ARG a="b\"c" d='e\'

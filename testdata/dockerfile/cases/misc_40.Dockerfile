@@ -1,0 +1,4 @@
+ARG V=1
+FROM a:${V}
+ARG V
+RUN echo $V
