@@ -1,0 +1,207 @@
+//! Listening, connections, timeouts, graceful shutdown and the periodic
+//! maintenance task (expiring idle uploads, scheduled GC).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::gc::{self, GcOptions};
+use crate::registry::Registry;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+/// How often idle uploads are expired.
+const MAINTENANCE: Duration = Duration::from_secs(30);
+
+/// Installs the global `tracing` subscriber (stderr; `BERTH_LOG` filters,
+/// default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.with_ansi(false).try_init()
+    };
+}
+
+/// Serves `cfg` until SIGINT or SIGTERM. `ready` is called with the bound
+/// address once the server accepts connections.
+pub fn run(root: PathBuf, cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    cfg.validate()?;
+    if cfg.tls_cert.is_some() {
+        return Err(Error::Config(
+            "TLS is not built into this server yet; terminate TLS in front of it".into(),
+        ));
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start runtime", "", e))?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(&cfg.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: cfg.addr.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: cfg.addr.clone(),
+            source,
+        })?;
+        let reg = Arc::new(Registry::open(&root, cfg)?);
+        tokio::spawn(maintenance(reg.clone(), root.clone()));
+        ready(addr);
+        serve(reg, listener).await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+async fn serve(reg: Arc<Registry>, listener: TcpListener) {
+    let io_timeout = Duration::from_secs(reg.cfg.io_timeout_secs);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(io_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(io_timeout))
+        .keep_alive_timeout(io_timeout)
+        .max_concurrent_streams(256);
+    let graceful = GracefulShutdown::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let reg = reg.clone();
+                let svc = service_fn(move |req| {
+                    let reg = reg.clone();
+                    async move { Ok::<_, std::convert::Infallible>(crate::http::handle(reg, req, peer).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut signal => {
+                tracing::info!("shutting down");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(DRAIN) => tracing::warn!("connections still open after the drain period"),
+    }
+}
+
+async fn maintenance(reg: Arc<Registry>, root: PathBuf) {
+    let idle = Duration::from_secs(reg.cfg.upload_idle_secs);
+    let gc_every = Duration::from_secs(reg.cfg.gc.interval_secs);
+    let mut since_gc = Duration::ZERO;
+    loop {
+        tokio::time::sleep(MAINTENANCE).await;
+        let n = reg.uploads.expire(idle);
+        if n > 0 {
+            tracing::info!(expired = n, "cancelled idle uploads");
+        }
+        reg.metrics
+            .uploads_open
+            .store(reg.uploads.len() as u64, Ordering::Relaxed);
+        if gc_every.is_zero() {
+            continue;
+        }
+        since_gc += MAINTENANCE;
+        if since_gc < gc_every {
+            continue;
+        }
+        since_gc = Duration::ZERO;
+        let opts = GcOptions {
+            dry_run: false,
+            grace: Duration::from_secs(reg.cfg.gc.grace_secs),
+            delete_untagged: reg.cfg.gc.delete_untagged,
+            wait: false,
+        };
+        let r = reg.clone();
+        let root = root.clone();
+        match tokio::task::spawn_blocking(move || {
+            let rep = gc::collect(&root, &opts);
+            (r, rep)
+        })
+        .await
+        {
+            Ok((r, Ok(rep))) if rep.skipped_busy => {
+                tracing::info!("gc skipped: writers are active");
+                drop(r);
+            }
+            Ok((r, Ok(rep))) => {
+                r.metrics.gc_runs.fetch_add(1, Ordering::Relaxed);
+                r.metrics
+                    .gc_removed_blobs
+                    .fetch_add(rep.removed_blobs.len() as u64, Ordering::Relaxed);
+                r.metrics
+                    .storage_bytes
+                    .store(rep.kept_bytes, Ordering::Relaxed);
+                r.metrics
+                    .storage_blobs
+                    .store(rep.kept_blobs as u64, Ordering::Relaxed);
+                tracing::info!(
+                    removed_blobs = rep.removed_blobs.len(),
+                    reclaimed_bytes = rep.reclaimed_bytes,
+                    deleted_manifests = rep.deleted_manifests.len(),
+                    "gc done"
+                );
+            }
+            Ok((_, Err(e))) => tracing::error!(error = %crate::error::error_chain(&e), "gc failed"),
+            Err(e) => tracing::error!(error = %e, "gc panicked"),
+        }
+    }
+}
