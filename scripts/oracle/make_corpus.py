@@ -59,7 +59,8 @@ INSTR = {
     "healthcheck": ["HEALTHCHECK NONE", "HEALTHCHECK CMD curl -f http://x/", "HEALTHCHECK --interval=5s --timeout=3s CMD [\"a\", \"b\"]",
                     "HEALTHCHECK", "HEALTHCHECK CMD", "HEALTHCHECK   CMD    a   b ", "HEALTHCHECK --retries=3 NONE",
                     "HEALTHCHECK CMD [\"a\", 1]", "HEALTHCHECK CMD\t[\"x\"]", "HEALTHCHECK --start-period=1s --start-interval=1s CMD x",
-                    "HEALTHCHECK none", "HEALTHCHECK CMD [\"a\" \"b\"]"],
+                    "HEALTHCHECK none", "HEALTHCHECK CMD [\"a\" \"b\"]", "HEALTHCHECK CMD\u00a0[\"x\"]",
+                    "HEALTHCHECK x \u3000 [\"a\"] y", "HEALTHCHECK x \u0085 [1]", "HEALTHCHECK x \u00a0 [] z"],
     "unknown": ["FOO bar", "RUNN echo", "X", "COPPY a b", "FROM-x y", "123 abc", "=== x"],
 }
 for k, srcs in INSTR.items():

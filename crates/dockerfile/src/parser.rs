@@ -383,6 +383,9 @@ impl Ctx<'_> {
 
     /// `parseJSON`: Some(words) for a string array, Err for non-strings.
     fn json(&self, rest: &str, off: usize) -> Result<Option<Vec<Word>>, K> {
+        let trimmed = rest.trim_start_matches(go::is_space);
+        let off = off + (rest.len() - trimmed.len());
+        let rest = trimmed;
         if !rest.starts_with('[') {
             return Ok(None);
         }

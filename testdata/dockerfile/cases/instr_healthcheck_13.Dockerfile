@@ -1,0 +1,2 @@
+FROM base
+HEALTHCHECK x 　 ["a"] y

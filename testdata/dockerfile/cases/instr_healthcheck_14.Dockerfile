@@ -1,0 +1,2 @@
+FROM base
+HEALTHCHECK x  [1]
