@@ -2,7 +2,7 @@
 //! flavour): `Clean`, `Dir` and the syntax check done by `Match`.
 
 /// Go's `filepath.Clean` on Unix.
-pub(crate) fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     if path.is_empty() {
         return ".".to_owned();
     }
@@ -30,7 +30,7 @@ pub(crate) fn clean(path: &str) -> String {
 }
 
 /// Go's `filepath.Dir` on Unix.
-pub(crate) fn dir(path: &str) -> String {
+pub fn dir(path: &str) -> String {
     match path.rfind('/') {
         Some(i) => clean(&path[..=i]),
         None => ".".to_owned(),
@@ -133,7 +133,7 @@ fn check_chunk(chunk: &[u8]) -> Result<(), ()> {
 /// which patternmatcher uses as its syntax check. Every chunk of the
 /// pattern is syntax-checked by `Match` whatever the name, so this checks
 /// the chunks directly.
-pub(crate) fn is_bad_pattern(pattern: &str) -> bool {
+pub fn is_bad_pattern(pattern: &str) -> bool {
     let mut p = pattern.as_bytes();
     while !p.is_empty() {
         let (star, chunk, rest) = scan_chunk(p);

@@ -42,9 +42,16 @@ pub use walk::{
 };
 
 /// The Go-regexp evaluator behind pattern matching; public only so the
-/// differential test can evaluate the oracle's own regexps with it.
+/// differential tests can reach it.
 #[doc(hidden)]
-pub use goregex::GoRegex;
+pub use goregex::{GoRegex, RegexError};
+
+/// Re-implementations of Go's `filepath` pieces; public only so the
+/// differential test against Go's standard library can reach them.
+#[doc(hidden)]
+pub mod go_filepath {
+    pub use crate::gopath::{clean, dir, is_bad_pattern};
+}
 
 /// Why a `.dockerignore` could not be used. Messages follow Docker's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

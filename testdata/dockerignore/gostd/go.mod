@@ -1,0 +1,3 @@
+module berth.invalid/dockerignore-gostd
+
+go 1.19
