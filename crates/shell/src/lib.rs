@@ -39,6 +39,13 @@ mod unicode;
 
 pub use unicode::go_quote;
 
+/// Go's character classes as this crate implements them; public only so the
+/// differential test against Go's standard library can reach them.
+#[doc(hidden)]
+pub mod go_unicode {
+    pub use crate::unicode::{is_digit, is_letter, is_print, is_space};
+}
+
 /// Where variable values come from. `None` means unset, which differs from
 /// set-but-empty for `${V-w}`, `${V+w}` and `${V?m}`.
 pub trait Env {

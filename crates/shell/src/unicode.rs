@@ -9,7 +9,7 @@
 use unicode_general_category::{GeneralCategory as Gc, get_general_category};
 
 /// Go's `unicode.IsLetter`: general category L (Lu, Ll, Lt, Lm, Lo).
-pub(crate) fn is_letter(c: char) -> bool {
+pub fn is_letter(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphabetic();
     }
@@ -24,7 +24,7 @@ pub(crate) fn is_letter(c: char) -> bool {
 }
 
 /// Go's `unicode.IsDigit`: general category Nd.
-pub(crate) fn is_digit(c: char) -> bool {
+pub fn is_digit(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_digit();
     }
@@ -33,12 +33,12 @@ pub(crate) fn is_digit(c: char) -> bool {
 
 /// Go's `unicode.IsSpace`. Rust's `char::is_whitespace` is the Unicode
 /// White_Space property, which is exactly the set Go uses.
-pub(crate) fn is_space(c: char) -> bool {
+pub fn is_space(c: char) -> bool {
     c.is_whitespace()
 }
 
 /// Go's `unicode.IsPrint`: categories L, M, N, P, S and the ASCII space.
-fn is_print(c: char) -> bool {
+pub fn is_print(c: char) -> bool {
     if c == ' ' {
         return true;
     }

@@ -1,0 +1,3 @@
+module berth.invalid/shell-gostd
+
+go 1.19
