@@ -218,4 +218,22 @@ impl Analysis {
         }
         fs
     }
+
+    /// The filesystem as of layer `layer`, marked with everything layers
+    /// `1..=layer` changed relative to layer 0 (for layer 0, relative to
+    /// nothing).
+    pub fn aggregated_view(&self, layer: usize) -> FsTree {
+        let refs: Vec<&LayerTree> = self.trees.iter().collect();
+        let mut rec = Recorder::default();
+        let mut fs = FsTree::default();
+        let mut base = FsTree::default();
+        for (i, tree) in refs.iter().enumerate().take(layer + 1) {
+            fs.apply(i as u32, tree, &refs, false, &mut rec);
+            if i == 0 && layer > 0 {
+                base = fs.clone();
+            }
+        }
+        fs.mark_against(&base);
+        fs
+    }
 }

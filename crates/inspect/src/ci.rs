@@ -271,11 +271,13 @@ fn evaluate_one(rule: Rule, value: &str, a: &Analysis) -> (Status, String) {
             a.berth.wasted_bytes,
             bytes()
         )),
-        Rule::BerthHighestUserWastedPercent if ratio() < a.berth.user_wasted_percent => fail(format!(
-            "too many bytes wasted, relative to the user bytes added (berth %-user-wasted-bytes={} > threshold={})",
-            a.berth.user_wasted_percent,
-            ratio()
-        )),
+        Rule::BerthHighestUserWastedPercent if ratio() < a.berth.user_wasted_percent => {
+            fail(format!(
+                "too many bytes wasted, relative to the user bytes added (berth %-user-wasted-bytes={} > threshold={})",
+                a.berth.user_wasted_percent,
+                ratio()
+            ))
+        }
         Rule::BerthHighestMetadataOnlyBytes if a.berth.metadata_only_bytes > bytes() => {
             fail(format!(
                 "too many bytes copied only to change mode or owner (metadata-only-bytes={} > threshold={})",

@@ -34,8 +34,18 @@ pub fn diff(a: &FsTree, b: &FsTree) -> Vec<DiffEntry> {
 }
 
 fn rec(a: &FsTree, ai: NodeId, b: &FsTree, bi: NodeId, out: &mut Vec<DiffEntry>) {
-    let ac: Vec<(&str, NodeId)> = a.node(ai).children.iter().map(|(n, &i)| (&**n, i)).collect();
-    let bc: Vec<(&str, NodeId)> = b.node(bi).children.iter().map(|(n, &i)| (&**n, i)).collect();
+    let ac: Vec<(&str, NodeId)> = a
+        .node(ai)
+        .children
+        .iter()
+        .map(|(n, &i)| (&**n, i))
+        .collect();
+    let bc: Vec<(&str, NodeId)> = b
+        .node(bi)
+        .children
+        .iter()
+        .map(|(n, &i)| (&**n, i))
+        .collect();
     let (mut i, mut j) = (0, 0);
     while i < ac.len() || j < bc.len() {
         let order = match (ac.get(i), bc.get(j)) {

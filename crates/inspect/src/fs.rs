@@ -457,7 +457,8 @@ impl FsTree {
             }
             Some(e) if old_is_dir => {
                 self.hide(id, false, index, WasteReason::DirReplaced, layers, rec);
-                let kids: Vec<NodeId> = self.nodes[id as usize].children.values().copied().collect();
+                let kids: Vec<NodeId> =
+                    self.nodes[id as usize].children.values().copied().collect();
                 for k in kids {
                     self.detach(k);
                 }
@@ -473,7 +474,10 @@ impl FsTree {
                 };
             }
             Some(e) => {
-                let old = self.nodes[id as usize].entry.as_ref().expect("a non-directory has an entry");
+                let old = self.nodes[id as usize]
+                    .entry
+                    .as_ref()
+                    .expect("a non-directory has an entry");
                 let change = Change::between(old, &e);
                 rec.changes.modified += 1;
                 rec.changes.modified_bytes += e.size;
@@ -527,6 +531,76 @@ impl FsTree {
             content: content_changed,
             ..change
         };
+    }
+
+    /// Marks every node by how it differs from `base`: `Added`, `Modified`
+    /// (with the change) or `Unchanged`; paths only `base` has are copied in,
+    /// marked `Removed`. This is the "aggregated" view: everything layers
+    /// after `base` did, at once.
+    pub fn mark_against(&mut self, base: &FsTree) {
+        for n in &mut self.nodes {
+            n.status = Status::Unchanged;
+            n.change = Change::default();
+        }
+        self.mark_rec(0, base, 0);
+    }
+
+    fn mark_rec(&mut self, id: NodeId, base: &FsTree, bid: NodeId) {
+        let mine: Vec<(Box<str>, NodeId)> = self.nodes[id as usize]
+            .children
+            .iter()
+            .map(|(n, &c)| (n.clone(), c))
+            .collect();
+        for (name, c) in &mine {
+            match base.nodes[bid as usize].children.get(name) {
+                None => {
+                    let mut stack = vec![*c];
+                    while let Some(n) = stack.pop() {
+                        self.nodes[n as usize].status = Status::Added;
+                        stack.extend(self.nodes[n as usize].children.values().copied());
+                    }
+                }
+                Some(&bc) => {
+                    let (x, y) = (&base.nodes[bc as usize], &self.nodes[*c as usize]);
+                    let change = match (&x.entry, &y.entry) {
+                        (Some(ex), Some(ey)) => Change::between(ex, ey),
+                        (None, None) => Change::default(),
+                        _ => Change {
+                            content: x.is_dir() != y.is_dir(),
+                            ..Change::default()
+                        },
+                    };
+                    let both_dirs = x.is_dir() && y.is_dir();
+                    if change.any() {
+                        let n = &mut self.nodes[*c as usize];
+                        n.status = Status::Modified;
+                        n.change = change;
+                    }
+                    if both_dirs {
+                        self.mark_rec(*c, base, bc);
+                    }
+                }
+            }
+        }
+        let gone: Vec<NodeId> = base.nodes[bid as usize]
+            .children
+            .iter()
+            .filter(|(n, _)| !self.nodes[id as usize].children.contains_key(*n))
+            .map(|(_, &c)| c)
+            .collect();
+        for bc in gone {
+            self.graft_removed(id, base, bc);
+        }
+    }
+
+    fn graft_removed(&mut self, parent: NodeId, base: &FsTree, bid: NodeId) {
+        let b = &base.nodes[bid as usize];
+        let id = self.push(parent, &b.name, b.entry.clone(), b.layer);
+        self.nodes[id as usize].status = Status::Removed;
+        let kids: Vec<NodeId> = b.children.values().copied().collect();
+        for k in kids {
+            self.graft_removed(id, base, k);
+        }
     }
 
     /// (layer, target) of every hard link in the tree.

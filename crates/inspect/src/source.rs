@@ -27,7 +27,10 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub enum Source {
     /// An image in the local store, by reference, digest or id prefix.
-    Store { store: ImageStore, reference: String },
+    Store {
+        store: ImageStore,
+        reference: String,
+    },
     /// A `docker save` tarball (plain, gzip or zstd).
     DockerArchive(PathBuf),
     /// A tarred OCI image layout (plain, gzip or zstd).
@@ -92,12 +95,16 @@ pub fn load(source: &Source, platform: Option<&Platform>) -> Result<(ImageInfo, 
                 platform,
                 &source.describe(),
             )?;
-            let info = info_from(source.describe(), &manifest, config, |d| d.digest.to_string());
+            let info = info_from(source.describe(), &manifest, config, |d| {
+                d.digest.to_string()
+            });
             let mut layers = Vec::new();
             for (desc, (_, meta)) in manifest.layers.iter().zip(&info.layers) {
                 let path = blob_path(dir, &desc.digest);
                 let tree = read_blob(desc, || {
-                    Ok(Box::new(File::open(&path).map_err(|e| Error::io("open", &path, e))?))
+                    Ok(Box::new(
+                        File::open(&path).map_err(|e| Error::io("open", &path, e))?,
+                    ))
                 })?;
                 layers.push((meta.clone(), tree));
             }
@@ -117,7 +124,10 @@ pub fn load(source: &Source, platform: Option<&Platform>) -> Result<(ImageInfo, 
             scan.links = links.into_iter().collect();
             let (manifest, config) = resolve_oci(
                 scan.json("index.json")?,
-                &|d| scan.json(&format!("blobs/{}/{}", d.algorithm(), d.hex())).map(<[u8]>::to_vec),
+                &|d| {
+                    scan.json(&format!("blobs/{}/{}", d.algorithm(), d.hex()))
+                        .map(<[u8]>::to_vec)
+                },
                 platform,
                 &source.describe(),
             )?;
@@ -174,7 +184,11 @@ pub fn cat(
     match node.entry.as_ref().map(|e| e.kind) {
         Some(Kind::File) => {}
         Some(Kind::Hardlink) => {
-            let target = node.entry.as_ref().and_then(|e| e.link.clone()).unwrap_or_default();
+            let target = node
+                .entry
+                .as_ref()
+                .and_then(|e| e.link.clone())
+                .unwrap_or_default();
             want = crate::layer::join(&components(&target));
         }
         other => {
@@ -207,14 +221,18 @@ pub fn cat(
     };
     let found = match source {
         Source::Store { store, .. } => {
-            let digest: Digest = locator.parse().map_err(|_| Error::Archive(locator.clone()))?;
+            let digest: Digest = locator
+                .parse()
+                .map_err(|_| Error::Archive(locator.clone()))?;
             let c = compression_of(meta.media_type.as_deref());
             let blob = store.content().open(&digest)?;
             let mut r = open_layer(Box::new(blob), c).map_err(|e| layer_err(locator, e))?;
             copy(&mut r)?
         }
         Source::OciDir(dir) => {
-            let digest: Digest = locator.parse().map_err(|_| Error::Archive(locator.clone()))?;
+            let digest: Digest = locator
+                .parse()
+                .map_err(|_| Error::Archive(locator.clone()))?;
             let p = blob_path(dir, &digest);
             let f = File::open(&p).map_err(|e| Error::io("open", &p, e))?;
             let c = compression_of(meta.media_type.as_deref());
@@ -252,7 +270,10 @@ fn compression_of(media_type: Option<&str>) -> Option<Compression> {
 }
 
 /// Wraps a layer stream in its decompressor: the media type's, or sniffed.
-fn open_layer<'a>(reader: Box<dyn Read + 'a>, compression: Option<Compression>) -> io::Result<Box<dyn Read + 'a>> {
+fn open_layer<'a>(
+    reader: Box<dyn Read + 'a>,
+    compression: Option<Compression>,
+) -> io::Result<Box<dyn Read + 'a>> {
     let mut r = BufReader::with_capacity(256 * 1024, reader);
     let c = match compression {
         Some(c) if c != Compression::None => c,
@@ -276,7 +297,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
-    dir.join("blobs").join(d.algorithm().to_string()).join(d.hex())
+    dir.join("blobs")
+        .join(d.algorithm().to_string())
+        .join(d.hex())
 }
 
 /// Layer commands from the config's history (non-empty entries, in order).
@@ -327,7 +350,10 @@ fn user_layers_from_annotations(
     match base_layers(&d) {
         Some(base)
             if base.len() <= manifest.layers.len()
-                && base.iter().zip(&manifest.layers).all(|(b, l)| *b == l.digest) =>
+                && base
+                    .iter()
+                    .zip(&manifest.layers)
+                    .all(|(b, l)| *b == l.digest) =>
         {
             UserLayers {
                 first: base.len(),
@@ -501,13 +527,20 @@ fn looks_like_tar(head: &[u8]) -> bool {
         return true;
     }
     let field = String::from_utf8_lossy(&head[148..156]);
-    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == ' ' || c == '\0'), 8) else {
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == ' ' || c == '\0'), 8)
+    else {
         return false;
     };
     let sum: u32 = head
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
         .sum();
     sum == want
 }
@@ -533,7 +566,9 @@ fn scan_archive(
                 if let Some(target) = entry.link_name_bytes() {
                     let target = String::from_utf8_lossy(&target).into_owned();
                     let full = if entry.header().entry_type() == tar::EntryType::Symlink {
-                        let dir = Path::new(&name).parent().map(|p| p.to_string_lossy().into_owned());
+                        let dir = Path::new(&name)
+                            .parent()
+                            .map(|p| p.to_string_lossy().into_owned());
                         clean(&format!("{}/{target}", dir.unwrap_or_default()))
                     } else {
                         clean(&target)

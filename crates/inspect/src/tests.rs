@@ -64,12 +64,7 @@ pub(crate) fn image(layers: &[Vec<E<'_>>]) -> ImageLayers {
         name: "test".into(),
         layers: layers
             .iter()
-            .map(|l| {
-                (
-                    LayerMeta::default(),
-                    LayerTree::read(&tar(l)[..]).unwrap(),
-                )
-            })
+            .map(|l| (LayerMeta::default(), LayerTree::read(&tar(l)[..]).unwrap()))
             .collect(),
         user_layers: UserLayers::all_but_first(),
     }
@@ -210,7 +205,11 @@ fn chmod_and_chown_only_copies_are_called_out() {
     assert_eq!(a.berth.wasted_bytes, 200);
     assert_eq!(a.berth.metadata_only_bytes, 200);
     assert!(close(a.berth.efficiency, 100.0 / 300.0));
-    let mut items: Vec<_> = a.waste.iter().map(|w| (w.layer, w.by_layer, w.change.unwrap())).collect();
+    let mut items: Vec<_> = a
+        .waste
+        .iter()
+        .map(|w| (w.layer, w.by_layer, w.change.unwrap()))
+        .collect();
     items.sort_by_key(|i| i.1);
     assert!(items[0].2.mode && !items[0].2.owner && !items[0].2.content);
     assert!(!items[1].2.mode && items[1].2.owner && !items[1].2.content);
@@ -224,7 +223,11 @@ fn chmod_and_chown_only_copies_are_called_out() {
 #[test]
 fn hardlinks_count_zero_and_keep_their_data() {
     let a = analyze(image(&[
-        vec![E::Dir("bin/"), file("bin/a", 64), E::Hardlink("bin/b", "bin/a")],
+        vec![
+            E::Dir("bin/"),
+            file("bin/a", 64),
+            E::Hardlink("bin/b", "bin/a"),
+        ],
         vec![E::Whiteout("bin/.wh.a")],
     ]));
     // dive: /bin/a = 64 + 0, Min 0; /bin/b = 0. Efficiency 0 / 64 = 0, wasted 64.
@@ -238,7 +241,11 @@ fn hardlinks_count_zero_and_keep_their_data() {
 
     // Without the surviving link the data is waste.
     let b = analyze(image(&[
-        vec![E::Dir("bin/"), file("bin/a", 64), E::Hardlink("bin/b", "bin/a")],
+        vec![
+            E::Dir("bin/"),
+            file("bin/a", 64),
+            E::Hardlink("bin/b", "bin/a"),
+        ],
         vec![E::Whiteout("bin/.wh.a"), E::Whiteout("bin/.wh.b")],
     ]));
     assert_eq!(b.berth.wasted_bytes, 64);
@@ -321,11 +328,34 @@ fn empty_image_is_fully_efficient() {
 fn final_bytes_match_the_final_tree() {
     let a = analyze(image(&[
         vec![E::Dir("a/"), file("a/1", 11), file("a/2", 22), file("x", 7)],
-        vec![file("a/1", 13), E::Whiteout("a/.wh.2"), E::Dir("y/"), file("y/z", 5)],
+        vec![
+            file("a/1", 13),
+            E::Whiteout("a/.wh.2"),
+            E::Dir("y/"),
+            file("y/z", 5),
+        ],
         vec![E::Whiteout(".wh.y"), file("x", 7)],
     ]));
     let tree_sum = a.final_tree.subtree_size(a.final_tree.root());
     assert_eq!(tree_sum, 13 + 7);
     assert_eq!(a.berth.final_bytes, tree_sum);
     assert_eq!(a.berth.total_bytes, 11 + 22 + 7 + 13 + 5 + 7);
+}
+
+#[test]
+fn aggregated_view_marks_changes_since_the_first_layer() {
+    let a = analyze(image(&[
+        vec![E::Dir("d/"), file("d/x", 3), file("f", 1), file("g", 2)],
+        vec![file("f", 5), E::Whiteout("d/.wh.x")],
+        vec![file("n", 4)],
+    ]));
+    let v = a.aggregated_view(2);
+    let st = |p: &str| v.node(v.find(p).unwrap()).status;
+    assert_eq!(st("/n"), Status::Added);
+    assert_eq!(st("/f"), Status::Modified);
+    assert_eq!(st("/d/x"), Status::Removed);
+    assert_eq!(st("/g"), Status::Unchanged);
+    // Layer 0 against nothing: everything is new.
+    let v0 = a.aggregated_view(0);
+    assert_eq!(v0.node(v0.find("/g").unwrap()).status, Status::Added);
 }
