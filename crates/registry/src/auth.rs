@@ -417,6 +417,12 @@ impl Auth {
         }
         let who = match self.basic(headers) {
             Ok(Some(who)) => who,
+            // Token clients learn the realm from a 401 on their first request
+            // (`/v2/`) and then fetch a token, even an anonymous one: answering
+            // anonymous requests without a challenge would stop that flow.
+            Ok(None) if self.cfg.mode == AuthMode::Token => {
+                return Err(unauthorized(None, "a bearer token is required"));
+            }
             Ok(None) => Identity::Anonymous,
             Err(e) => {
                 return Err(

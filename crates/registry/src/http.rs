@@ -85,7 +85,7 @@ fn reply(status: StatusCode, headers: &[(&'static str, String)], body: Body) -> 
     r
 }
 
-fn header<'a>(h: &'a HeaderMap, name: impl hyper::header::AsHeaderName) -> Option<&'a str> {
+fn header(h: &HeaderMap, name: impl hyper::header::AsHeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -146,9 +146,15 @@ async fn serve(reg: Arc<Registry>, listener: TcpListener) {
 async fn maintenance(reg: Arc<Registry>, root: PathBuf) {
     let idle = Duration::from_secs(reg.cfg.upload_idle_secs);
     let gc_every = Duration::from_secs(reg.cfg.gc.interval_secs);
+    // Tick at least as often as GC is due.
+    let tick = if gc_every.is_zero() {
+        MAINTENANCE
+    } else {
+        gc_every.min(MAINTENANCE)
+    };
     let mut since_gc = Duration::ZERO;
     loop {
-        tokio::time::sleep(MAINTENANCE).await;
+        tokio::time::sleep(tick).await;
         let n = reg.uploads.expire(idle);
         if n > 0 {
             tracing::info!(expired = n, "cancelled idle uploads");
@@ -159,7 +165,7 @@ async fn maintenance(reg: Arc<Registry>, root: PathBuf) {
         if gc_every.is_zero() {
             continue;
         }
-        since_gc += MAINTENANCE;
+        since_gc += tick;
         if since_gc < gc_every {
             continue;
         }
