@@ -62,6 +62,15 @@ pub enum IgnoreError {
         /// 1-based line number.
         line: usize,
     },
+    /// An error in a pattern of a `.dockerignore` file, with its line.
+    #[error(".dockerignore line {line}: {error}")]
+    AtLine {
+        /// 1-based line number in the file.
+        line: usize,
+        /// What is wrong with the pattern on that line.
+        #[source]
+        error: Box<IgnoreError>,
+    },
     /// A lone `!`.
     #[error("illegal exclusion pattern: \"!\"")]
     IllegalExclusion,
@@ -87,6 +96,14 @@ pub enum IgnoreError {
 /// `ignorefile.ReadAll` does (comments, blank lines, trimming, `Clean`,
 /// leading `/` removed, `!` kept in front).
 pub fn read_patterns(text: &str) -> Result<Vec<String>, IgnoreError> {
+    Ok(read_patterns_with_lines(text)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect())
+}
+
+/// [`read_patterns`], each pattern with its 1-based line number.
+fn read_patterns_with_lines(text: &str) -> Result<Vec<(usize, String)>, IgnoreError> {
     const MAX_LINE: usize = 64 * 1024 - 1;
     let mut out = Vec::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -120,7 +137,7 @@ pub fn read_patterns(text: &str) -> Result<Vec<String>, IgnoreError> {
         if invert {
             p.insert(0, '!');
         }
-        out.push(p);
+        out.push((n + 1, p));
     }
     Ok(out)
 }
@@ -291,8 +308,17 @@ pub struct IgnoreMatcher {
 
 impl IgnoreMatcher {
     /// Parses `.dockerignore` text ([`read_patterns`]) and compiles it.
+    /// Errors name the offending line ([`IgnoreError::AtLine`]).
     pub fn parse(text: &str) -> Result<IgnoreMatcher, IgnoreError> {
-        Self::from_patterns(read_patterns(text)?)
+        let mut patterns = Vec::new();
+        for (line, p) in read_patterns_with_lines(text)? {
+            let one = Self::from_patterns([p.as_str()]).map_err(|e| IgnoreError::AtLine {
+                line,
+                error: Box::new(e),
+            })?;
+            patterns.extend(one.patterns);
+        }
+        Ok(Self::from_compiled(patterns))
     }
 
     /// Compiles patterns as patternmatcher's `New` does (trim, `Clean`, `!`,

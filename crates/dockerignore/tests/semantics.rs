@@ -111,13 +111,25 @@ fn docker_rules() {
 
 #[test]
 fn invalid_files_are_errors() {
+    let at = |line, e| IgnoreError::AtLine {
+        line,
+        error: Box::new(e),
+    };
     assert_eq!(
         IgnoreMatcher::parse("!").unwrap_err(),
+        at(1, IgnoreError::IllegalExclusion)
+    );
+    assert_eq!(
+        IgnoreMatcher::parse("a\n# c\n! ").unwrap_err(),
+        at(3, IgnoreError::IllegalExclusion)
+    );
+    assert_eq!(
+        IgnoreMatcher::from_patterns(["!"]).unwrap_err(),
         IgnoreError::IllegalExclusion
     );
     assert_eq!(
-        IgnoreMatcher::parse("! ").unwrap_err(),
-        IgnoreError::IllegalExclusion
+        IgnoreMatcher::parse("ok\nx[").unwrap_err().to_string(),
+        ".dockerignore line 2: syntax error in pattern \"x[\""
     );
     for bad in ["[", "a[b", "[]", "[a-]", "a\\", "\\q", "x\\é", "[z-a]"] {
         assert!(
