@@ -152,6 +152,11 @@ impl Keyword {
     /// Looks up an instruction name case-insensitively, with Go's
     /// `strings.ToLower` (so `ENTRYPO\u{130}NT` is ENTRYPOINT, as in BuildKit).
     pub fn from_name(name: &str) -> Option<Keyword> {
+        if name.is_ascii() {
+            return Keyword::ALL
+                .into_iter()
+                .find(|k| k.as_str().eq_ignore_ascii_case(name));
+        }
         let l = crate::go::lower(name);
         Keyword::ALL
             .into_iter()

@@ -117,7 +117,10 @@ impl Diagnostic {
             text
         };
         let gutter = " ".repeat(line_no.to_string().len());
-        out.push_str(&format!("{gutter} |\n{line_no} | {}\n", text.replace('\t', " ")));
+        out.push_str(&format!(
+            "{gutter} |\n{line_no} | {}\n",
+            text.replace('\t', " ")
+        ));
         let col = self.span.col.max(1) - 1;
         let line_chars = text.chars().count();
         let width = if self.span.end > self.span.start {
@@ -130,7 +133,11 @@ impl Diagnostic {
         } else {
             1
         };
-        out.push_str(&format!("{gutter} | {}{}\n", " ".repeat(col), "^".repeat(width)));
+        out.push_str(&format!(
+            "{gutter} | {}{}\n",
+            " ".repeat(col),
+            "^".repeat(width)
+        ));
         if let Some(help) = &self.help {
             out.push_str(&format!("{gutter} = help: {help}\n"));
         }

@@ -73,6 +73,18 @@ pub(crate) fn split_re_ws(s: &str, limit: usize) -> Vec<(usize, &str)> {
     out
 }
 
+/// `reWhitespace.Split(s, 2)`: the first piece and, if there is a separator,
+/// the rest with its offset.
+pub(crate) fn split_once_re_ws(s: &str) -> (&str, Option<(usize, &str)>) {
+    match s.find(is_re_ws) {
+        None => (s, None),
+        Some(i) => {
+            let after = s[i..].trim_start_matches(is_re_ws);
+            (&s[..i], Some((s.len() - after.len(), after)))
+        }
+    }
+}
+
 /// What `json.NewDecoder(r).Decode(&[]interface{})` followed by BuildKit's
 /// "strings only" check makes of a string that starts with `[`.
 #[derive(Debug, PartialEq)]
@@ -363,9 +375,15 @@ mod tests {
     fn json_like_go() {
         assert_eq!(strings(r#"["a", "b"] trailing"#), ["a", "b"]);
         assert_eq!(strings(r#"[ ]"#), Vec::<String>::new());
-        assert_eq!(strings(r#"["\ud83d\ude00\ud800x\u00e9"]"#), ["😀\u{fffd}xé"]);
+        assert_eq!(
+            strings(r#"["\ud83d\ude00\ud800x\u00e9"]"#),
+            ["😀\u{fffd}xé"]
+        );
         assert_eq!(json_array(r#"["a", 1]"#), JsonArray::NotStrings);
-        assert_eq!(json_array(r#"["a", [{"k": [null]}]]"#), JsonArray::NotStrings);
+        assert_eq!(
+            json_array(r#"["a", [{"k": [null]}]]"#),
+            JsonArray::NotStrings
+        );
         assert_eq!(json_array(r#"["a" "b"]"#), JsonArray::Invalid);
         assert_eq!(json_array(r#"["a",]"#), JsonArray::Invalid);
         assert_eq!(json_array(r#"[01]"#), JsonArray::Invalid);

@@ -13,33 +13,44 @@ const MAX_TOKEN: usize = 64 * 1024;
 
 /// Maps offsets in a logical line (continuations joined) back to the source.
 struct LineMap<'a> {
-    /// `(offset in logical line, offset in source)` for each piece.
-    segs: Vec<(usize, usize)>,
-    idx: &'a LineIndex,
+    /// `(offset in logical line, offset in source, 1-based line, line start)`
+    /// for each piece; every piece lies within one physical line.
+    segs: &'a [(usize, usize, usize, usize)],
+    idx: &'a LineIndex<'a>,
 }
 
 impl LineMap<'_> {
-    fn src(&self, off: usize) -> usize {
-        let i = self.segs.partition_point(|&(l, _)| l <= off).saturating_sub(1);
-        let (l, s) = self.segs.get(i).copied().unwrap_or((0, 0));
-        s + (off - l.min(off))
+    fn seg(&self, off: usize) -> (usize, usize, usize, usize) {
+        let i = self.segs.partition_point(|s| s.0 <= off).saturating_sub(1);
+        self.segs.get(i).copied().unwrap_or((0, 0, 1, 0))
     }
 
     fn span(&self, start: usize, end: usize) -> Span {
-        let s = self.src(start);
-        let e = if end > start { self.src(end - 1) + 1 } else { s };
-        self.idx.span(s, e.max(s))
+        let (l, s, line, line_start) = self.seg(start);
+        let s = s + (start - l.min(start));
+        let e = if end > start {
+            let (l2, s2, ..) = self.seg(end - 1);
+            s2 + (end - 1 - l2.min(end - 1)) + 1
+        } else {
+            s
+        };
+        Span {
+            start: s,
+            end: e.max(s),
+            line,
+            col: self.idx.col(line_start, s),
+        }
     }
 }
 
 /// Line starts of the source, for line/column lookups.
-pub(crate) struct LineIndex {
+pub(crate) struct LineIndex<'a> {
     starts: Vec<usize>,
-    src_bytes: Vec<u8>,
+    src: &'a [u8],
 }
 
-impl LineIndex {
-    pub(crate) fn new(src: &str) -> Self {
+impl<'a> LineIndex<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
         let mut starts = vec![0];
         starts.extend(
             src.bytes()
@@ -49,23 +60,32 @@ impl LineIndex {
         );
         LineIndex {
             starts,
-            src_bytes: src.as_bytes().to_vec(),
+            src: src.as_bytes(),
         }
     }
 
-    pub(crate) fn span(&self, start: usize, end: usize) -> Span {
-        let line = self.starts.partition_point(|&s| s <= start).max(1);
-        let ls = self.starts[line - 1];
-        let col = self.src_bytes[ls..start.min(self.src_bytes.len())]
+    fn col(&self, line_start: usize, at: usize) -> usize {
+        let at = at.min(self.src.len());
+        let ls = line_start.min(at);
+        self.src[ls..at]
             .iter()
             .filter(|&&b| b & 0xc0 != 0x80)
             .count()
-            + 1;
+            + 1
+    }
+
+    fn line_of(&self, at: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= at).max(1);
+        (line, self.starts[line - 1])
+    }
+
+    pub(crate) fn span(&self, start: usize, end: usize) -> Span {
+        let (line, ls) = self.line_of(start);
         Span {
             start,
             end,
             line,
-            col,
+            col: self.col(ls, start),
         }
     }
 }
@@ -79,10 +99,11 @@ struct Directives {
 
 impl Directives {
     /// `possibleParserDirective`.
-    fn check(&mut self, line: &str, span: Span) -> Option<Diagnostic> {
+    fn check(&mut self, line: &str, idx: &LineIndex<'_>, at: usize) -> Option<Diagnostic> {
         if self.done {
             return None;
         }
+        let span = idx.span(at, at + line.len());
         let Some((name, value)) = match_directive(line) else {
             self.done = true;
             return None;
@@ -124,7 +145,9 @@ fn match_directive(line: &str) -> Option<(&str, &str)> {
     if !r.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
-    let name_len = r.len() - r.trim_start_matches(|c: char| c.is_ascii_alphanumeric()).len();
+    let name_len = r.len()
+        - r.trim_start_matches(|c: char| c.is_ascii_alphanumeric())
+            .len();
     let (name, r) = r.split_at(name_len);
     let r = r.trim_start_matches(is_s).strip_prefix('=')?;
     let v = r.trim_start_matches(is_s);
@@ -142,7 +165,9 @@ fn trim_newline(s: &str) -> &str {
 
 /// `isComment` on a raw physical line.
 fn is_comment(raw: &str) -> bool {
-    trim_newline(raw).trim_start_matches(go::is_space).starts_with('#')
+    trim_newline(raw)
+        .trim_start_matches(go::is_space)
+        .starts_with('#')
 }
 
 /// Removes a line-continuation escape at the end: `(line, is_end_of_line)`.
@@ -185,7 +210,7 @@ fn extract_flags(s: &str) -> (Option<usize>, Vec<(String, usize, usize)>) {
     }
     let mut phase = P::Spaces;
     let mut words = Vec::new();
-    let mut word = String::new();
+    let mut word = String::with_capacity(n);
     let mut word_start = 0;
     let mut quote = 0u8;
     let mut blank_ok = false;
@@ -208,7 +233,7 @@ fn extract_flags(s: &str) -> (Option<usize>, Vec<(String, usize, usize)>) {
         }
         if pos == n {
             if word != "--" && (blank_ok || !word.is_empty()) {
-                words.push((word, word_start, pos));
+                words.push((word.as_str().to_owned(), word_start, pos));
             }
             break;
         }
@@ -219,7 +244,7 @@ fn extract_flags(s: &str) -> (Option<usize>, Vec<(String, usize, usize)>) {
                     return (Some(pos), words);
                 }
                 if blank_ok || !word.is_empty() {
-                    words.push((std::mem::take(&mut word), word_start, pos));
+                    words.push((word.as_str().to_owned(), word_start, pos));
                 }
                 word.clear();
                 blank_ok = false;
@@ -267,7 +292,10 @@ fn extract_flags(s: &str) -> (Option<usize>, Vec<(String, usize, usize)>) {
 }
 
 /// `parseWords`: quote-aware word splitting that keeps quotes and escapes.
-fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
+/// Every word is a slice of `rest` (BuildKit only ever drops an escape
+/// character that ends the input), so this returns `(start, text_end,
+/// span_end)` byte offsets and allocates nothing per word.
+fn parse_words(rest: &str, escape: char) -> Vec<(usize, usize, usize)> {
     #[derive(PartialEq)]
     enum P {
         Spaces,
@@ -276,10 +304,10 @@ fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
     }
     let mut words = Vec::new();
     let mut phase = P::Spaces;
-    let mut word = String::new();
     let mut start = 0;
     let mut quote = '\0';
     let mut blank_ok = false;
+    let mut text_end = 0;
     let len = rest.len();
     let mut pos = 0;
     let mut ch = '\0';
@@ -307,18 +335,19 @@ fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
             }
             phase = P::Word;
             start = pos;
+            text_end = pos;
         }
         if pos == len {
-            if blank_ok || !word.is_empty() {
-                words.push((word, start, pos));
+            if blank_ok || text_end > start {
+                words.push((start, text_end, pos));
             }
             break;
         }
         if phase == P::Word {
             if go::is_space(ch) {
                 phase = P::Spaces;
-                if blank_ok || !word.is_empty() {
-                    words.push((std::mem::take(&mut word), start, pos));
+                if blank_ok || text_end > start {
+                    words.push((start, text_end, pos));
                 }
                 blank_ok = false;
                 pos += w;
@@ -334,12 +363,11 @@ fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
                     pos += w;
                     continue;
                 }
-                word.push(ch);
                 pos += w;
                 (ch, w) = decode(pos);
             }
-            word.push(ch);
             pos += w;
+            text_end = pos;
             continue;
         }
         // In quotes.
@@ -353,11 +381,10 @@ fn parse_words(rest: &str, escape: char) -> Vec<(String, usize, usize)> {
                 continue;
             }
             pos += w;
-            word.push(ch);
             (ch, w) = decode(pos);
         }
-        word.push(ch);
         pos += w;
+        text_end = pos;
     }
     words
 }
@@ -422,10 +449,10 @@ impl Ctx<'_> {
     /// `parseNameVal` for ENV and LABEL.
     fn name_val(&self, rest: &str, off: usize, key: Keyword) -> Result<Vec<Word>, K> {
         let words = parse_words(rest, self.escape);
-        let Some(first) = words.first() else {
+        let Some(&(f0, f1, _)) = words.first() else {
             return Ok(Vec::new());
         };
-        if !first.0.contains('=') {
+        if !rest[f0..f1].contains('=') {
             let parts = go::split_re_ws(rest, 2);
             if parts.len() < 2 {
                 return Err(K::MissingValue(key.as_str().to_string()));
@@ -435,13 +462,13 @@ impl Ctx<'_> {
                 .map(|(o, s)| self.word(s, off + o, off + o + s.len()))
                 .collect());
         }
-        let mut out = Vec::new();
-        for (w, a, b) in &words {
+        let mut out = Vec::with_capacity(words.len() * 2);
+        for &(a, t, b) in &words {
+            let w = &rest[a..t];
             let Some((k, v)) = w.split_once('=') else {
-                return Err(K::MissingEquals(w.clone()));
+                return Err(K::MissingEquals(w.to_string()));
             };
-            // The key's text is the word's prefix up to its first `=`.
-            let eq = off + a + rest[*a..*b].find('=').unwrap_or(k.len());
+            let eq = off + a + k.len();
             out.push(self.word(k, off + a, eq));
             out.push(self.word(v, eq + 1, off + b));
         }
@@ -451,7 +478,10 @@ impl Ctx<'_> {
     /// `parseHealthConfig`: byte-wise, like BuildKit.
     fn health(&self, rest: &str, off: usize) -> Result<(Vec<Word>, bool), K> {
         let b = rest.as_bytes();
-        let sep = b.iter().position(|&c| go::is_space_byte(c)).unwrap_or(b.len());
+        let sep = b
+            .iter()
+            .position(|&c| go::is_space_byte(c))
+            .unwrap_or(b.len());
         let next = b[sep..]
             .iter()
             .position(|&c| !go::is_space_byte(c))
@@ -470,13 +500,12 @@ impl Ctx<'_> {
     fn node(&self, line: &str, base: usize) -> Parsed {
         let (trimmed, t_off) = go::trim_space(line);
         let t_off = base + t_off;
-        let parts = go::split_re_ws(trimmed, 2);
-        let (cmd_off, cmd) = parts[0];
-        let cmd_span = self.map.span(t_off + cmd_off, t_off + cmd_off + cmd.len());
+        let (cmd, after) = go::split_once_re_ws(trimmed);
+        let cmd_span = self.map.span(t_off, t_off + cmd.len());
         let mut flags = Vec::new();
         let mut rest: Cow<'_, str> = Cow::Borrowed("");
         let mut rest_off = t_off + trimmed.len();
-        if let Some(&(after_off, after)) = parts.get(1) {
+        if let Some((after_off, after)) = after {
             let (args_at, fl) = extract_flags(after);
             for (raw, a, b) in fl {
                 flags.push(Flag {
@@ -485,13 +514,19 @@ impl Ctx<'_> {
                 });
             }
             if let Some(at) = args_at {
-                let raw: Cow<'_, str> = match after.get(at..) {
-                    Some(s) => Cow::Borrowed(s),
-                    None => Cow::Owned(String::from_utf8_lossy(&after.as_bytes()[at..]).into_owned()),
-                };
-                let (r, r_off) = go::trim_space(&raw);
-                rest_off = t_off + after_off + at + r_off;
-                rest = Cow::Owned(r.to_string());
+                match after.get(at..) {
+                    Some(raw) => {
+                        let (r, r_off) = go::trim_space(raw);
+                        rest_off = t_off + after_off + at + r_off;
+                        rest = Cow::Borrowed(r);
+                    }
+                    None => {
+                        let raw = String::from_utf8_lossy(&after.as_bytes()[at..]).into_owned();
+                        let (r, r_off) = go::trim_space(&raw);
+                        rest_off = t_off + after_off + at + r_off;
+                        rest = Cow::Owned(r.to_string());
+                    }
+                }
             }
         }
         let kind = Keyword::from_name(cmd);
@@ -499,32 +534,40 @@ impl Ctx<'_> {
         let mut onbuild = None;
         let result: Result<(Vec<Word>, bool), K> = match kind {
             None => Ok((vec![self.word("", rest_off, rest_off)], false)),
-            Some(Keyword::Add | Keyword::Copy | Keyword::Volume) => self.maybe_json_list(rest, rest_off),
+            Some(Keyword::Add | Keyword::Copy | Keyword::Volume) => {
+                self.maybe_json_list(rest, rest_off)
+            }
             Some(Keyword::Arg) => Ok((
                 parse_words(rest, self.escape)
                     .into_iter()
-                    .map(|(w, a, b)| self.word(w, rest_off + a, rest_off + b))
+                    .map(|(a, t, b)| self.word(&rest[a..t], rest_off + a, rest_off + b))
                     .collect(),
                 false,
             )),
             Some(Keyword::Cmd | Keyword::Entrypoint | Keyword::Run | Keyword::Shell) => {
                 self.maybe_json(rest, rest_off)
             }
-            Some(k @ (Keyword::Env | Keyword::Label)) => self.name_val(rest, rest_off, k).map(|w| (w, false)),
+            Some(k @ (Keyword::Env | Keyword::Label)) => {
+                self.name_val(rest, rest_off, k).map(|w| (w, false))
+            }
             Some(Keyword::Expose | Keyword::From) => Ok((self.ws_delimited(rest, rest_off), false)),
             Some(Keyword::Healthcheck) => self.health(rest, rest_off),
             Some(Keyword::Maintainer | Keyword::Stopsignal | Keyword::User | Keyword::Workdir) => {
                 if rest.is_empty() {
                     Ok((Vec::new(), false))
                 } else {
-                    Ok((vec![self.word(rest, rest_off, rest_off + rest.len())], false))
+                    Ok((
+                        vec![self.word(rest, rest_off, rest_off + rest.len())],
+                        false,
+                    ))
                 }
             }
             Some(Keyword::Onbuild) => {
                 if rest.is_empty() {
                     Ok((Vec::new(), false))
                 } else {
-                    let inner = self.node(rest, rest_off);
+                    let mut inner = self.node(rest, rest_off);
+                    inner.inst.original = rest.to_string();
                     let err = inner.error.clone();
                     onbuild = Some(Box::new(inner.inst));
                     match err {
@@ -540,9 +583,9 @@ impl Ctx<'_> {
             Ok((a, j)) => (a, j, None),
             Err(kind) => {
                 let span = match &kind {
-                    K::MissingEquals(w) => rest
-                        .find(w.as_str())
-                        .map_or(args_span, |p| self.map.span(rest_off + p, rest_off + p + w.len())),
+                    K::MissingEquals(w) => rest.find(w.as_str()).map_or(args_span, |p| {
+                        self.map.span(rest_off + p, rest_off + p + w.len())
+                    }),
                     _ => args_span,
                 };
                 (Vec::new(), false, Some(Diagnostic::error(kind, span)))
@@ -558,7 +601,7 @@ impl Ctx<'_> {
                 json,
                 onbuild,
                 heredocs: Vec::new(),
-                original: line.to_string(),
+                original: String::new(),
                 start_line: line_span.line,
                 end_line: line_span.line,
                 span: line_span,
@@ -588,7 +631,7 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     // Physical lines, each with its newline; stop at an over-long one, as
     // BuildKit's scanner does.
-    let mut lines: Vec<(usize, usize)> = Vec::new();
+    let mut lines: Vec<(usize, usize)> = Vec::with_capacity(idx.starts.len());
     let mut at = 0;
     while at < src.len() {
         let end = src[at..].find('\n').map_or(src.len(), |p| at + p + 1);
@@ -607,7 +650,8 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
         seen: Vec::new(),
         found: Vec::new(),
     };
-    let mut instructions = Vec::new();
+    let mut instructions = Vec::with_capacity(lines.len());
+    let mut segs: Vec<(usize, usize, usize, usize)> = Vec::new();
     let mut i = 0;
     let mut current_line = 0usize;
     while i < lines.len() {
@@ -620,18 +664,29 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
         let raw = &src[tok_off..le];
         let stripped = trim_newline(raw).trim_start_matches(go::is_space);
         let s_off = tok_off + (trim_newline(raw).len() - stripped.len());
-        if let Some(e) = d.check(stripped, idx.span(s_off, s_off + stripped.len())) {
+        if let Some(e) = d.check(stripped, &idx, s_off) {
             diags.push(e);
         }
-        let processed = if stripped.starts_with('#') { "" } else { stripped };
+        let processed = if stripped.starts_with('#') {
+            ""
+        } else {
+            stripped
+        };
         current_line += 1;
         let start_byte = s_off;
+        let start_line = current_line;
         let (first, mut is_end) = trim_continuation(processed, d.escape);
         if is_end && first.is_empty() {
             continue;
         }
-        let mut line = first.to_string();
-        let mut segs = vec![(0usize, s_off)];
+        let mut line = String::with_capacity(if is_end {
+            first.len()
+        } else {
+            first.len() + 128
+        });
+        line.push_str(first);
+        segs.clear();
+        segs.push((0usize, s_off, current_line, ls));
         let mut last_end = le;
         let mut empty_cont = None;
         while !is_end && i < lines.len() {
@@ -640,7 +695,7 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
             last_end = ce;
             let raw = &src[cs..ce];
             let p = trim_newline(raw);
-            if let Some(e) = d.check(p, idx.span(cs, cs + p.len())) {
+            if let Some(e) = d.check(p, &idx, cs) {
                 diags.push(e);
             }
             current_line += 1;
@@ -653,20 +708,25 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
             }
             let (cont, end) = trim_continuation(p, d.escape);
             is_end = end;
-            segs.push((line.len(), cs));
+            segs.push((line.len(), cs, current_line, cs));
             line.push_str(cont);
         }
-        let map = LineMap { segs, idx: &idx };
+        let map = LineMap {
+            segs: &segs,
+            idx: &idx,
+        };
         let ctx = Ctx {
             escape: d.escape,
             map: &map,
         };
         let Parsed { mut inst, error } = ctx.node(&line, 0);
-        let start_line = current_line_start(&idx, start_byte);
+        inst.original = line;
+        let line = &inst.original;
         if let Some(cs) = empty_cont {
             diags.push(
-                Diagnostic::warning(K::EmptyContinuationLine, idx.span(cs, cs))
-                    .with_help("remove the empty line; BuildKit warns that it will become an error"),
+                Diagnostic::warning(K::EmptyContinuationLine, idx.span(cs, cs)).with_help(
+                    "remove the empty line; BuildKit warns that it will become an error",
+                ),
             );
         }
         let mut fatal = error.is_some();
@@ -686,10 +746,10 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
             }
         }
         if can_contain_heredoc(&inst) && line.contains("<<") {
-            match heredoc_lex::markers(&line) {
+            match heredoc_lex::markers(line) {
                 Err(_) => {
                     diags.push(Diagnostic::error(
-                        K::BadHeredocDelimiter(line.clone()),
+                        K::BadHeredocDelimiter(line.to_string()),
                         inst.args_span,
                     ));
                     fatal = true;
@@ -717,11 +777,14 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
                         }
                         if !terminated {
                             diags.push(
-                                Diagnostic::error(K::UnterminatedHeredoc(m.name.clone()), inst.args_span)
-                                    .with_help(format!(
-                                        "end the here-document with a line that is exactly `{}`",
-                                        m.name
-                                    )),
+                                Diagnostic::error(
+                                    K::UnterminatedHeredoc(m.name.clone()),
+                                    inst.args_span,
+                                )
+                                .with_help(format!(
+                                    "end the here-document with a line that is exactly `{}`",
+                                    m.name
+                                )),
                             );
                             fatal = true;
                         }
@@ -742,7 +805,8 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
         }
         let _ = fatal;
         let end_byte = last_end
-            - (src[..last_end].len() - trim_newline(&src[..last_end]).len()).min(last_end - start_byte);
+            - (src[..last_end].len() - trim_newline(&src[..last_end]).len())
+                .min(last_end - start_byte);
         inst.start_line = start_line;
         inst.end_line = current_line;
         inst.span = idx.span(start_byte, end_byte.max(start_byte));
@@ -760,10 +824,6 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
         },
         diags,
     )
-}
-
-fn current_line_start(idx: &LineIndex, byte: usize) -> usize {
-    idx.span(byte, byte).line
 }
 
 #[cfg(test)]
@@ -792,7 +852,10 @@ mod tests {
     #[test]
     fn flags_bytewise() {
         let (at, f) = extract_flags("--from=\"a b\" --link x");
-        assert_eq!(f.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["--from=a b", "--link"]);
+        assert_eq!(
+            f.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["--from=a b", "--link"]
+        );
         assert_eq!(at, Some(20));
         let (at, f) = extract_flags("--x -- y");
         assert_eq!((at, f.len()), (Some(6), 1));
@@ -802,7 +865,11 @@ mod tests {
 
     #[test]
     fn words_keep_quotes() {
-        let w: Vec<String> = parse_words(r#"a="b c" d\ e 'f\'"#, '\\').into_iter().map(|x| x.0).collect();
-        assert_eq!(w, [r#"a="b c""#, r"d\ e", r"'f\'"]);
+        let src = r#"a="b c" d\ e 'f\' g\"#;
+        let w: Vec<&str> = parse_words(src, '\\')
+            .into_iter()
+            .map(|x| &src[x.0..x.1])
+            .collect();
+        assert_eq!(w, [r#"a="b c""#, r"d\ e", r"'f\'", "g"]);
     }
 }

@@ -31,23 +31,129 @@ impl Rng {
 }
 
 const KEYWORDS: &[&str] = &[
-    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
-    "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "FOO",
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+    "FOO",
 ];
 const FLAGS: &[&str] = &[
-    "--from=build", "--chown=1:2", "--chmod=755", "--link", "--mount=type=cache,target=/x",
-    "--network=none", "--platform=$BUILDPLATFORM", "--x=\"a b\"", "--y='c'", "--z=a\\ b", "--",
-    "--interval=5s", "--e=é", "--q=\"", "--empty=", "--a=\\\"",
+    "--from=build",
+    "--chown=1:2",
+    "--chmod=755",
+    "--link",
+    "--mount=type=cache,target=/x",
+    "--network=none",
+    "--platform=$BUILDPLATFORM",
+    "--x=\"a b\"",
+    "--y='c'",
+    "--z=a\\ b",
+    "--",
+    "--interval=5s",
+    "--e=é",
+    "--q=\"",
+    "--empty=",
+    "--a=\\\"",
 ];
 const TOKENS: &[&str] = &[
-    "a", "b", "echo", "hello", "x=y", "k=v", "=", "a=", "=b", "\"q w\"", "'s t'", "\"", "'", "\\",
-    "\\ ", "`", "$X", "${Y}", "${Z:-d}", "${A#b}", "${}", "[", "]", "[\"a\"]", "[\"a\", \"b\"]",
-    "[\"a\" \"b\"]", "[1]", "[\"x\", null]", "[]", "{", "}", ",", "#", "# c", "<<EOF", "<<-EOF",
-    "<<'EOF'", "<<\"EOF\"", "<<E\\OF", "3<<EOF", "cat<<EOF", "<<A", "<<B", "<<", "<<-", "NONE", "CMD",
-    "RUN", "AS", "--not-flag", "-", "é", "日本", "\u{a0}", "\u{85}", "\u{3000}", "\t", "\u{b}", "\r",
-    "&&", "|", ">", "/x/y", "a\\\"b", "\"a\\\"b\"", "\\$", "'", "\\u00e9", "[\"\\u00e9\"]",
+    "a",
+    "b",
+    "echo",
+    "hello",
+    "x=y",
+    "k=v",
+    "=",
+    "a=",
+    "=b",
+    "\"q w\"",
+    "'s t'",
+    "\"",
+    "'",
+    "\\",
+    "\\ ",
+    "`",
+    "$X",
+    "${Y}",
+    "${Z:-d}",
+    "${A#b}",
+    "${}",
+    "[",
+    "]",
+    "[\"a\"]",
+    "[\"a\", \"b\"]",
+    "[\"a\" \"b\"]",
+    "[1]",
+    "[\"x\", null]",
+    "[]",
+    "{",
+    "}",
+    ",",
+    "#",
+    "# c",
+    "<<EOF",
+    "<<-EOF",
+    "<<'EOF'",
+    "<<\"EOF\"",
+    "<<E\\OF",
+    "3<<EOF",
+    "cat<<EOF",
+    "<<A",
+    "<<B",
+    "<<",
+    "<<-",
+    "NONE",
+    "CMD",
+    "RUN",
+    "AS",
+    "--not-flag",
+    "-",
+    "é",
+    "日本",
+    "\u{a0}",
+    "\u{85}",
+    "\u{3000}",
+    "\t",
+    "\u{b}",
+    "\r",
+    "&&",
+    "|",
+    ">",
+    "/x/y",
+    "a\\\"b",
+    "\"a\\\"b\"",
+    "\\$",
+    "'",
+    "\\u00e9",
+    "[\"\\u00e9\"]",
 ];
-const BODY: &[&str] = &["x", "echo hi", "EOF", "\tEOF", " EOF", "A", "B", "", "\t\tb", "EOF ", "$X", "#!/bin/sh"];
+const BODY: &[&str] = &[
+    "x",
+    "echo hi",
+    "EOF",
+    "\tEOF",
+    " EOF",
+    "A",
+    "B",
+    "",
+    "\t\tb",
+    "EOF ",
+    "$X",
+    "#!/bin/sh",
+];
 
 fn gen_line(r: &mut Rng) -> String {
     let mut s = String::new();
@@ -90,13 +196,23 @@ fn generate(r: &mut Rng) -> String {
     if r.chance(25) {
         for _ in 0..=r.below(2) {
             out.push_str(r.pick(&[
-                "# escape=`", "# escape=\\", "# syntax=docker/dockerfile:1", "#escape = `", "# check=skip=all",
-                "# escape=x", "# comment", "",
+                "# escape=`",
+                "# escape=\\",
+                "# syntax=docker/dockerfile:1",
+                "#escape = `",
+                "# check=skip=all",
+                "# escape=x",
+                "# comment",
+                "",
             ]));
             out.push_str(newline(r));
         }
     }
-    let escape = if out.contains("escape=`") || out.contains("escape = `") { "`" } else { "\\" };
+    let escape = if out.contains("escape=`") || out.contains("escape = `") {
+        "`"
+    } else {
+        "\\"
+    };
     for _ in 0..=r.below(6) {
         match r.below(100) {
             0..=4 => out.push_str(r.pick(&["# comment", "  # indented", "#", ""])),
@@ -106,7 +222,11 @@ fn generate(r: &mut Rng) -> String {
                 // Continuations, with comments and blank lines inside.
                 while r.chance(25) {
                     out.push_str(r.pick(&[" ", "", "\t"]));
-                    out.push_str(if r.chance(85) { escape } else { r.pick(&["\\", "`", "\\\\"]) });
+                    out.push_str(if r.chance(85) {
+                        escape
+                    } else {
+                        r.pick(&["\\", "`", "\\\\"])
+                    });
                     if r.chance(20) {
                         out.push_str(r.pick(&[" ", " \t"]));
                     }
@@ -140,8 +260,8 @@ fn generate(r: &mut Rng) -> String {
 }
 
 const MUTATION_CHARS: &[&str] = &[
-    "\\", "`", "\n", "\r\n", " ", "\t", "\"", "'", "#", "=", "[", "]", "<<", "-", "--", "$", "{", "}",
-    "é", "\u{a0}", "\u{2003}", "x", "EOF", ",", "\\\n", "`\n", "\n\n", "\n#c\n",
+    "\\", "`", "\n", "\r\n", " ", "\t", "\"", "'", "#", "=", "[", "]", "<<", "-", "--", "$", "{",
+    "}", "é", "\u{a0}", "\u{2003}", "x", "EOF", ",", "\\\n", "`\n", "\n\n", "\n#c\n",
 ];
 
 fn mutate(r: &mut Rng, src: &str) -> String {
@@ -201,7 +321,10 @@ fn oracle_is_installed() {
         .args(["-c", "import dockerfile"])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "python3 -c 'import dockerfile' failed: run `pip install dockerfile==3.4.0`");
+    assert!(
+        ok,
+        "python3 -c 'import dockerfile' failed: run `pip install dockerfile==3.4.0`"
+    );
 }
 
 #[test]
@@ -255,7 +378,10 @@ fn generated_and_mutated_dockerfiles_match_buildkit() {
         srcs.len() - unsupported - bad.len(),
         bad.len()
     );
-    assert!(unsupported * 20 < srcs.len(), "too many variants the oracle cannot represent");
+    assert!(
+        unsupported * 20 < srcs.len(),
+        "too many variants the oracle cannot represent"
+    );
     assert!(
         bad.is_empty(),
         "{} of {} variants disagree with BuildKit (seed {seed:#x}); first ones:\n{}",

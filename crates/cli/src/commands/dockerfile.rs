@@ -1,6 +1,10 @@
 //! `berth dockerfile ...`: debugging tools for the Dockerfile frontend.
 
-use clap::{Args, Subcommand};
+use std::io::{Read as _, Write as _};
+
+use anyhow::{Context as _, bail};
+use berth_dockerfile::Severity;
+use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Debug, Args)]
 pub struct DockerfileArgs {
@@ -8,23 +12,97 @@ pub struct DockerfileArgs {
     command: DockerfileCommand,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ParseFormat {
+    /// BuildKit's node dump as a JSON array (the fields of PyPI `dockerfile`).
+    Json,
+    /// One line per instruction: `LINE: CMD [flags] values`.
+    Text,
+}
+
 #[derive(Debug, Subcommand)]
 enum DockerfileCommand {
     /// Parse a Dockerfile and print its instructions.
     Parse {
-        /// The Dockerfile to parse.
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ParseFormat::Json)]
+        format: ParseFormat,
+        /// The Dockerfile to parse (`-` for standard input).
         file: std::path::PathBuf,
     },
     /// Expand words exactly as BuildKit's shell lexer does.
     Expand(super::expand::ExpandArgs),
 }
 
+fn read_source(file: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let (name, bytes) = if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the Dockerfile from standard input")?;
+        ("<stdin>".to_string(), buf)
+    } else {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        (file.display().to_string(), bytes)
+    };
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok((name, s)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            eprintln!(
+                "warning: {name}: not valid UTF-8 at byte {at}; invalid bytes are read as U+FFFD"
+            );
+            Ok((name, String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        }
+    }
+}
+
+fn parse(format: ParseFormat, file: &std::path::Path) -> anyhow::Result<i32> {
+    let (name, src) = read_source(file)?;
+    let (df, diags) = berth_dockerfile::parse(&src);
+    let mut errors = 0;
+    for d in &diags {
+        eprint!("{}", d.render(&name, &src));
+        if d.severity == Severity::Error {
+            errors += 1;
+        }
+    }
+    if errors > 0 {
+        bail!("{name}: {errors} error(s); BuildKit would reject this Dockerfile");
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        ParseFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &berth_dockerfile::dump(&df))?;
+            writeln!(out)?;
+        }
+        ParseFormat::Text => {
+            for n in berth_dockerfile::dump(&df) {
+                let mut line = format!("{}: {}", n.start_line, n.cmd.unwrap_or_default());
+                if let Some(s) = n.sub_cmd {
+                    line.push(' ');
+                    line.push_str(&s);
+                }
+                for f in n.flags {
+                    line.push(' ');
+                    line.push_str(&f);
+                }
+                line.push(' ');
+                line.push_str(&serde_json::to_string(&n.value)?);
+                for h in n.heredocs {
+                    line.push_str(&format!(" <<{}", h.name));
+                }
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(0)
+}
+
 /// Runs `berth dockerfile`; returns the process exit code.
 pub fn run(args: DockerfileArgs) -> anyhow::Result<i32> {
     match args.command {
-        DockerfileCommand::Parse { file } => {
-            anyhow::bail!("parsing {} is not implemented yet", file.display())
-        }
+        DockerfileCommand::Parse { format, file } => parse(format, &file),
         DockerfileCommand::Expand(args) => super::expand::run(args),
     }
 }
