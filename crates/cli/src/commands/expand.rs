@@ -8,7 +8,7 @@
 use std::io::Write as _;
 
 use anyhow::{Context as _, bail};
-use berth_shell::{EnvMap, Lexer};
+use berth_shell::{EnvMap, Lexer, ShellErrorKind};
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
@@ -49,6 +49,27 @@ fn parse_escape(s: &str) -> Result<char, String> {
     }
 }
 
+/// A suggestion to print under BuildKit's (terse) message.
+fn hint(kind: &ShellErrorKind) -> Option<&'static str> {
+    match kind {
+        ShellErrorKind::UnsupportedModifier(m) if m.contains('\u{fffd}') => {
+            Some("the word ends inside `${...}`: add the closing `}`")
+        }
+        ShellErrorKind::UnsupportedModifier(_) => Some(
+            "BuildKit supports ${VAR}, ${VAR:-word}, ${VAR-word}, ${VAR:+word}, ${VAR+word}, ${VAR:?msg}, \
+             ${VAR?msg}, ${VAR#pat}, ${VAR##pat}, ${VAR%pat}, ${VAR%%pat}, ${VAR/pat/repl} and ${VAR//pat/repl}",
+        ),
+        ShellErrorKind::BadSubstitution => Some("`${` must be followed by a variable name"),
+        ShellErrorKind::UnterminatedSingleQuote | ShellErrorKind::UnterminatedDoubleQuote => {
+            Some("close the quote, or escape it with the escape token (\\ or ` per `# escape=`)")
+        }
+        ShellErrorKind::InvalidPattern { .. } => {
+            Some("in patterns `\\` may only escape `*`, `?`, `\\`, `}` and `/`")
+        }
+        _ => None,
+    }
+}
+
 /// Runs `berth dockerfile expand`; returns the process exit code.
 pub fn run(args: ExpandArgs) -> anyhow::Result<i32> {
     if args.env.iter().any(|e| e.is_empty() || e.starts_with('=')) {
@@ -58,7 +79,13 @@ pub fn run(args: ExpandArgs) -> anyhow::Result<i32> {
     let lexer = Lexer::new(args.escape);
     let mut out: Vec<String> = Vec::new();
     for word in &args.words_in {
-        let expanded = lexer.expand(word, &env)?;
+        let expanded = match lexer.expand(word, &env) {
+            Ok(e) => e,
+            Err(e) => match hint(&e.kind) {
+                Some(h) => bail!("{e}\nhint: {h}"),
+                None => return Err(e.into()),
+            },
+        };
         if args.words {
             out.extend(expanded.words);
         } else {
