@@ -26,6 +26,14 @@
 //!   `<Dockerfile>.dockerignore` next to a custom Dockerfile over the
 //!   context's `.dockerignore`.
 //!
+//! Known limits: Go regexp syntax that ordinary patterns never produce
+//! (`\pN`, `\Q...\E`, `\x41`) is rejected instead of interpreted; the
+//! syntax check validates the whole pattern, as Go's `path.Match` does,
+//! whereas `filepath.Match` of some Go releases (1.19 at least) stops at the
+//! first chunk that fails to match and so accepts e.g. `x*[a-]` (most such
+//! patterns then fail in Docker anyway, when their regexp is compiled); file
+//! names that are not UTF-8 are matched lossily.
+//!
 //! What it deliberately does not do: Windows path rules (Docker on Windows
 //! treats `\` as a separator; berth builds Linux images from Unix paths), case
 //! folding, `.gitignore` semantics (a bare `foo` here matches only `./foo`, not
