@@ -129,10 +129,11 @@ fn check_chunk(chunk: &[u8]) -> Result<(), ()> {
     Ok(())
 }
 
-/// Whether Go's `filepath.Match(pattern, ".")` returns `ErrBadPattern`,
-/// which patternmatcher uses as its syntax check. Every chunk of the
-/// pattern is syntax-checked by `Match` whatever the name, so this checks
-/// the chunks directly.
+/// Whether `filepath.Match(pattern, ".")` returns `ErrBadPattern`, which
+/// patternmatcher uses as its syntax check. A Go `Match` that validates the
+/// whole pattern (as `path.Match` does) checks every chunk whatever the
+/// name, so this checks the chunks directly (see the crate docs for Go
+/// releases whose `filepath.Match` stops earlier).
 pub fn is_bad_pattern(pattern: &str) -> bool {
     let mut p = pattern.as_bytes();
     while !p.is_empty() {
