@@ -545,11 +545,14 @@ fn looks_like_tar(head: &[u8]) -> bool {
     sum == want
 }
 
+/// Receives each regular entry of an archive: its name and a reader.
+type EntryVisitor<'v> = dyn FnMut(&str, Box<dyn Read + '_>) -> Result<()> + 'v;
+
 /// Reads every regular entry of an archive file (plain, gzip or zstd) and
 /// hands it to `visit`; symbolic links are recorded for name resolution.
 fn scan_archive(
     path: &Path,
-    visit: &mut dyn FnMut(&str, Box<dyn Read + '_>) -> Result<()>,
+    visit: &mut EntryVisitor<'_>,
 ) -> Result<Vec<(String, String)>> {
     let f = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let outer = open_layer(Box::new(f), None).map_err(|e| Error::io("read", path, e))?;
