@@ -199,6 +199,8 @@ pub fn cat(
         }
     }
     let (locator, meta) = &info.layers[layer];
+    // A path the layer lists more than once: extraction keeps the last entry.
+    let mut skip = tree.shadowed.iter().filter(|(p, _)| *p == want).count();
     let mut copy = |reader: &mut dyn Read| -> Result<Option<u64>> {
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(|e| layer_err(locator, e))? {
@@ -210,9 +212,10 @@ pub fn cat(
                     tar::EntryType::Regular | tar::EntryType::Continuous
                 )
             {
-                // The last entry for a path wins, but a layer rarely lists a
-                // path twice; the first regular one is what the tree shows
-                // unless the layer was shadowed, which `cat` reports as is.
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
                 let n = io::copy(&mut entry, out).map_err(|e| Error::io("write", "<stdout>", e))?;
                 return Ok(Some(n));
             }
@@ -498,13 +501,24 @@ impl ArchiveScan {
     /// of the entries that hold them (links followed).
     fn take_layers(&mut self, info: &mut ImageInfo) -> Result<Vec<(LayerMeta, LayerTree)>> {
         let mut out = Vec::new();
+        let mut remaining: HashMap<String, usize> = HashMap::new();
+        for (name, _) in &info.layers {
+            *remaining.entry(self.resolve(name)).or_default() += 1;
+        }
         for (name, meta) in &mut info.layers {
             let key = self.resolve(name);
             *name = key.clone();
-            // A layer listed twice is parsed once; clone for the second use.
-            let tree = match self.layers.get(&key) {
-                Some(t) => t.clone(),
-                None => return Err(Error::Archive(format!("layer {name} is missing"))),
+            // A layer listed twice is parsed once; only then is it cloned.
+            let used_again = remaining.get(&key).copied().unwrap_or(0) > 1;
+            if let Some(n) = remaining.get_mut(&key) {
+                *n -= 1;
+            }
+            let tree = match used_again {
+                true => self.layers.get(&key).cloned(),
+                false => self.layers.remove(&key),
+            };
+            let Some(tree) = tree else {
+                return Err(Error::Archive(format!("layer {name} is missing")));
             };
             out.push((meta.clone(), tree));
         }
@@ -550,10 +564,7 @@ type EntryVisitor<'v> = dyn FnMut(&str, Box<dyn Read + '_>) -> Result<()> + 'v;
 
 /// Reads every regular entry of an archive file (plain, gzip or zstd) and
 /// hands it to `visit`; symbolic links are recorded for name resolution.
-fn scan_archive(
-    path: &Path,
-    visit: &mut EntryVisitor<'_>,
-) -> Result<Vec<(String, String)>> {
+fn scan_archive(path: &Path, visit: &mut EntryVisitor<'_>) -> Result<Vec<(String, String)>> {
     let f = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let outer = open_layer(Box::new(f), None).map_err(|e| Error::io("read", path, e))?;
     let mut archive = tar::Archive::new(outer);

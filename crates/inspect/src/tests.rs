@@ -359,3 +359,48 @@ fn aggregated_view_marks_changes_since_the_first_layer() {
     let v0 = a.aggregated_view(0);
     assert_eq!(v0.node(v0.find("/g").unwrap()).status, Status::Added);
 }
+
+#[test]
+fn cat_takes_the_last_copy_of_a_path_listed_twice() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    // One layer listing /f twice: 3 bytes, then 5.
+    let mut b = tar::Builder::new(Vec::new());
+    for data in [&b"one"[..], &b"three"[..]] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "f", data).unwrap();
+    }
+    let layer = b.into_inner().unwrap();
+    // An OCI layout holding it.
+    let blobs = dir.path().join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let d = berth_oci::Digest::sha256_of(data);
+        std::fs::write(blobs.join(d.hex()), data).unwrap();
+        (d.to_string(), data.len())
+    };
+    let (ld, ls) = put(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{ld}"]}}}}"#
+    );
+    let (cd, cs) = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{ls}}}]}}"#
+    );
+    let (md, ms) = put(manifest.as_bytes());
+    let mut index = std::fs::File::create(dir.path().join("index.json")).unwrap();
+    write!(
+        index,
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{ms}}}]}}"#
+    )
+    .unwrap();
+    let src = crate::source::Source::OciDir(dir.path().to_owned());
+    let (info, layers) = crate::source::load(&src, None).unwrap();
+    let a = analyze(layers);
+    assert_eq!(a.berth.same_layer_bytes, 3);
+    let mut out = Vec::new();
+    crate::source::cat(&src, "/f", 0, &a.trees[0], &info, &mut out).unwrap();
+    assert_eq!(out, b"three");
+}
