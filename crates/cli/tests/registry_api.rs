@@ -943,3 +943,80 @@ fn slow_clients_are_cut_off() {
     // The server still serves others.
     assert_eq!(s.req("GET", "/v2/").send().status, 200);
 }
+
+#[test]
+fn http2_cleartext_and_tls_with_alpn() {
+    use std::process::Command;
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version}",
+            ])
+            .args(args)
+            .output()
+            .expect("curl is installed");
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (_d, s) = server();
+    let url = format!("http://{}/v2/", s.addr);
+    assert_eq!(curl(&["--http2-prior-knowledge", &url]), "200 2");
+    assert_eq!(curl(&[&url]), "200 1.1");
+    // TLS with a throwaway self-signed certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = tempfile::tempdir().unwrap();
+    let t = Server::start(
+        root.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = format!("https://{}/v2/", t.addr);
+    let ca = cert.to_str().unwrap();
+    assert_eq!(curl(&["--cacert", ca, &url]), "200 2", "ALPN picks h2");
+    assert_eq!(curl(&["--cacert", ca, "--http1.1", &url]), "200 1.1");
+    // A client that never finishes its handshake does not block others.
+    let _idle = std::net::TcpStream::connect(&t.addr).unwrap();
+    assert_eq!(curl(&["--cacert", ca, &url]), "200 2");
+}

@@ -2,7 +2,8 @@
 //! garbage collector (`berth registry gc`).
 //!
 //! What it does: serves the distribution API v1.1 (manifests, blobs,
-//! uploads, tags, catalog, referrers) over HTTP/1.1 and HTTP/2 from a berth
+//! uploads, tags, catalog, referrers) over HTTP/1.1 and HTTP/2 (TLS with
+//! rustls, or cleartext with h2c prior knowledge) from a berth
 //! store root, with htpasswd basic auth or the Docker token flow, Prometheus
 //! metrics, access logs, and online GC.
 //!
@@ -11,7 +12,7 @@
 //! files the local image store uses); the registry adds only *metadata*
 //! (which repository links which blob, manifest, tag and referrer) under
 //! `registry/` ([`storage`]). It does not pull from other registries (no
-//! mirror yet), convert manifests between schemas, or terminate TLS yet.
+//! mirror yet) or convert manifests between schemas.
 //!
 //! **Invariants**
 //! - Content becomes visible only after a verified commit: uploads stream

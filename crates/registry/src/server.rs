@@ -2,7 +2,7 @@
 //! maintenance task (expiring idle uploads, scheduled GC).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -42,11 +43,10 @@ pub fn init_logging(json: bool) {
 /// address once the server accepts connections.
 pub fn run(root: PathBuf, cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result<()> {
     cfg.validate()?;
-    if cfg.tls_cert.is_some() {
-        return Err(Error::Config(
-            "TLS is not built into this server yet; terminate TLS in front of it".into(),
-        ));
-    }
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+        _ => None,
+    };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -67,7 +67,7 @@ pub fn run(root: PathBuf, cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result
         let reg = Arc::new(Registry::open(&root, cfg)?);
         tokio::spawn(maintenance(reg.clone(), root.clone()));
         ready(addr);
-        serve(reg, listener).await;
+        serve(reg, listener, tls).await;
         Ok(())
     })
 }
@@ -87,7 +87,37 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(reg: Arc<Registry>, listener: TcpListener) {
+/// A TLS acceptor from PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, p: &Path, e: &dyn std::fmt::Display| {
+        Error::Config(format!("{what} {}: {e}", p.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad("reading certificates from", cert, &e))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad("reading certificates from", cert, &e))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| bad("reading the key from", key, &e))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Config(format!("TLS certificate and key: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve(reg: Arc<Registry>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     let io_timeout = Duration::from_secs(reg.cfg.io_timeout_secs);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -122,13 +152,38 @@ async fn serve(reg: Arc<Registry>, listener: TcpListener) {
                     let reg = reg.clone();
                     async move { Ok::<_, std::convert::Infallible>(crate::http::handle(reg, req, peer).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                match &tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                        let conn = graceful.watch(conn);
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                            }
+                        });
                     }
-                });
+                    Some(acceptor) => {
+                        // The handshake runs in the connection's task, bounded
+                        // in time, so a silent client blocks nobody.
+                        let acceptor = acceptor.clone();
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(io_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                            if let Err(e) = watcher.watch(conn).await {
+                                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             _ = &mut signal => {
                 tracing::info!("shutting down");
