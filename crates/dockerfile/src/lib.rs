@@ -21,16 +21,17 @@
 //! that package does (`berth dockerfile parse --format json`).
 //!
 //! What this crate deliberately does not do: no file system and no
-//! environment access (it parses a `&str`), no variable expansion (that is
-//! `berth-shell`), no build semantics beyond the typed view in [`typed`].
+//! environment access (it parses a `&str`), no variable expansion of its own
+//! (the [`lint`] rules ask `berth-shell`), and no build semantics (stages,
+//! reachability and the build graph belong to the build frontend).
 
 mod ast;
 mod diag;
 mod dump;
 mod go;
 mod heredoc_lex;
+pub mod lint;
 mod parser;
-pub mod typed;
 
 pub use ast::{Directive, Dockerfile, Flag, Heredoc, Instruction, Keyword, Span, Word};
 pub use diag::{Diagnostic, DiagnosticKind, Severity, suggest_instruction};
@@ -44,4 +45,52 @@ pub fn parse_strict(src: &str) -> Result<(Dockerfile, Vec<Diagnostic>), Diagnost
         Some(e) => Err(e.clone()),
         None => Ok((df, diags)),
     }
+}
+
+/// Parses `src` and panics if any of the parser's invariants is broken: spans
+/// inside the source and on character boundaries, line numbers in order, a
+/// dump that serializes, diagnostics that render, and "no instructions" only
+/// reported for inputs without any. Used by the fuzz target and the tests.
+#[doc(hidden)]
+pub fn check_invariants(src: &str) {
+    let (df, diags) = parse(src);
+    let check_span = |s: &Span, what: &str| {
+        assert!(
+            s.start <= s.end && s.end <= src.len(),
+            "{what} span {s:?} out of bounds"
+        );
+        assert!(
+            s.line >= 1 && s.col >= 1,
+            "{what} span {s:?} has no position"
+        );
+    };
+    let mut last_end = 0;
+    for inst in &df.instructions {
+        assert!(
+            inst.start_line >= 1 && inst.start_line <= inst.end_line,
+            "{inst:?}"
+        );
+        assert!(inst.start_line > last_end, "instructions overlap: {inst:?}");
+        last_end = inst.end_line;
+        check_span(&inst.span, "instruction");
+        check_span(&inst.keyword_span, "keyword");
+        check_span(&inst.args_span, "args");
+        for w in &inst.args {
+            check_span(&w.span, "word");
+        }
+        for f in &inst.flags {
+            check_span(&f.span, "flag");
+        }
+        for h in &inst.heredocs {
+            check_span(&h.span, "heredoc");
+        }
+    }
+    for d in &diags {
+        check_span(&d.span, "diagnostic");
+        assert!(!d.render("Dockerfile", src).is_empty());
+    }
+    if df.instructions.is_empty() {
+        assert!(diags.iter().any(|d| d.severity == Severity::Error));
+    }
+    serde_json::to_string(&dump(&df)).expect("the dump serializes");
 }

@@ -794,7 +794,7 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
                             chomp: m.chomp,
                             expand: m.expand,
                             fd: m.fd,
-                            span: idx.span(body_start, last_end),
+                            span: idx.span(body_start.min(last_end), last_end),
                         });
                         if !terminated {
                             break;

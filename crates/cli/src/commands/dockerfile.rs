@@ -14,9 +14,10 @@ pub struct DockerfileArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ParseFormat {
-    /// BuildKit's node dump as a JSON array (the fields of PyPI `dockerfile`).
+    /// JSON: for `parse`, BuildKit's node dump (the fields of PyPI
+    /// `dockerfile`); for `lint`, the findings.
     Json,
-    /// One line per instruction: `LINE: CMD [flags] values`.
+    /// Text: one line per instruction or finding.
     Text,
 }
 
@@ -32,6 +33,14 @@ enum DockerfileCommand {
     },
     /// Expand words exactly as BuildKit's shell lexer does.
     Expand(super::expand::ExpandArgs),
+    /// Check a Dockerfile with BuildKit's `--check` rules; exits 1 on findings.
+    Lint {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ParseFormat::Text)]
+        format: ParseFormat,
+        /// The Dockerfile to check (`-` for standard input).
+        file: std::path::PathBuf,
+    },
 }
 
 fn read_source(file: &std::path::Path) -> anyhow::Result<(String, String)> {
@@ -99,10 +108,40 @@ fn parse(format: ParseFormat, file: &std::path::Path) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+fn lint(format: ParseFormat, file: &std::path::Path) -> anyhow::Result<i32> {
+    let (name, src) = read_source(file)?;
+    let (df, diags) = berth_dockerfile::parse(&src);
+    let errors: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Error).collect();
+    for d in &errors {
+        eprint!("{}", d.render(&name, &src));
+    }
+    if !errors.is_empty() {
+        bail!("{name}: {} error(s); BuildKit would reject this Dockerfile", errors.len());
+    }
+    let findings = berth_dockerfile::lint::lint(&df, &diags, &src);
+    let mut out = std::io::stdout().lock();
+    match format {
+        ParseFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &findings)?;
+            writeln!(out)?;
+        }
+        ParseFormat::Text => {
+            for f in &findings {
+                writeln!(out, "{name}:{}:{} {}: {}", f.span.line, f.span.col, f.rule, f.message)?;
+            }
+            if !findings.is_empty() {
+                writeln!(out, "{} finding(s)", findings.len())?;
+            }
+        }
+    }
+    Ok(i32::from(!findings.is_empty()))
+}
+
 /// Runs `berth dockerfile`; returns the process exit code.
 pub fn run(args: DockerfileArgs) -> anyhow::Result<i32> {
     match args.command {
         DockerfileCommand::Parse { format, file } => parse(format, &file),
         DockerfileCommand::Expand(args) => super::expand::run(args),
+        DockerfileCommand::Lint { format, file } => lint(format, &file),
     }
 }

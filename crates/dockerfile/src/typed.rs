@@ -1,1 +1,0 @@
-//! Typed instructions (to come).
