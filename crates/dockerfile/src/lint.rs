@@ -233,9 +233,9 @@ pub fn lint(df: &Dockerfile, diags: &[Diagnostic], src: &str) -> Vec<Finding> {
     let mut shell_changed = false;
     let mut workdir_set = false;
 
-    let mut close_stage = |l: &mut Linter,
-                           counts: &HashMap<Keyword, usize>,
-                           last: &[(Keyword, Span)]| {
+    let close_stage = |l: &mut Linter,
+                       counts: &HashMap<Keyword, usize>,
+                       last: &[(Keyword, Span)]| {
         for k in [Keyword::Cmd, Keyword::Entrypoint, Keyword::Healthcheck] {
             if counts.get(&k).copied().unwrap_or(0) > 1 {
                 for (_, span) in last.iter().filter(|(kk, _)| *kk == k).rev().skip(1) {
@@ -415,14 +415,14 @@ pub fn lint(df: &Dockerfile, diags: &[Diagnostic], src: &str) -> Vec<Finding> {
                 );
             }
             Keyword::Shell => shell_changed = true,
-            Keyword::Cmd | Keyword::Entrypoint => {
-                if !inst.json && !values.is_empty() && !shell_changed {
-                    l.add(
-                        "JSONArgsRecommended",
-                        "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals".into(),
-                        inst.args_span,
-                    );
-                }
+            Keyword::Cmd | Keyword::Entrypoint
+                if !inst.json && !values.is_empty() && !shell_changed =>
+            {
+                l.add(
+                    "JSONArgsRecommended",
+                    "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals".into(),
+                    inst.args_span,
+                );
             }
             Keyword::Workdir => {
                 if let Some(w) = values.first() {
@@ -468,16 +468,16 @@ pub fn lint(df: &Dockerfile, diags: &[Diagnostic], src: &str) -> Vec<Finding> {
             | Keyword::Add
             | Keyword::User
             | Keyword::Volume
-            | Keyword::Stopsignal => {
-                if inst.heredocs.is_empty() {
-                    for w in &inst.args {
-                        for v in undefined_vars(&lex, &w.value, &stage_env) {
-                            l.add(
-                                "UndefinedVar",
-                                format!("Usage of undefined variable '${v}'"),
-                                w.span,
-                            );
-                        }
+            | Keyword::Stopsignal
+                if inst.heredocs.is_empty() =>
+            {
+                for w in &inst.args {
+                    for v in undefined_vars(&lex, &w.value, &stage_env) {
+                        l.add(
+                            "UndefinedVar",
+                            format!("Usage of undefined variable '${v}'"),
+                            w.span,
+                        );
                     }
                 }
             }
