@@ -39,6 +39,19 @@ pub enum DiagnosticKind {
     /// rejects it).
     #[error("unknown instruction: {0}")]
     UnknownInstruction(String),
+    /// A flag the instruction does not take (BuildKit's parser keeps it; the
+    /// build rejects it).
+    #[error("unknown flag: --{flag} (for {instruction})")]
+    UnknownFlag {
+        /// The flag's name.
+        flag: String,
+        /// The instruction.
+        instruction: String,
+    },
+    /// Arguments that start like an exec-form array but are not valid JSON:
+    /// BuildKit silently runs them in shell form.
+    #[error("not a valid JSON array, so this is the shell form: {0}")]
+    NotJsonForm(String),
     /// An empty line inside a line continuation.
     #[error("empty continuation line")]
     EmptyContinuationLine,
@@ -155,6 +168,42 @@ pub fn suggest_instruction(name: &str) -> Option<&'static str> {
         .filter(|&(d, _)| d <= 2 && d < upper.len())
         .min_by_key(|&(d, _)| d)
         .map(|(_, k)| k)
+}
+
+/// The flags each instruction takes.
+pub fn known_flags(k: crate::Keyword) -> &'static [&'static str] {
+    use crate::Keyword as K;
+    match k {
+        K::From => &["platform"],
+        K::Run => &["mount", "network", "security", "device"],
+        K::Copy => &["from", "chown", "chmod", "link", "parents", "exclude"],
+        K::Add => &[
+            "chown",
+            "chmod",
+            "link",
+            "keep-git-dir",
+            "checksum",
+            "unpack",
+            "exclude",
+        ],
+        K::Healthcheck => &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
+        _ => &[],
+    }
+}
+
+pub(crate) fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(name, c), *c))
+        .filter(|&(d, _)| d <= 2 && d < name.len())
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

@@ -612,6 +612,58 @@ impl Ctx<'_> {
     }
 }
 
+/// Warnings for what BuildKit's parser accepts but its build rejects or
+/// silently reinterprets: unknown flags, and broken exec-form arrays.
+fn semantic_warnings(inst: &Instruction, diags: &mut Vec<Diagnostic>) {
+    let Some(kind) = inst.kind else { return };
+    if kind != Keyword::Onbuild {
+        let known = crate::diag::known_flags(kind);
+        for f in &inst.flags {
+            let name = f.name();
+            if !known.contains(&name) {
+                let mut d = Diagnostic::warning(
+                    K::UnknownFlag {
+                        flag: name.to_string(),
+                        instruction: kind.as_str().to_string(),
+                    },
+                    f.span,
+                );
+                if let Some(s) = crate::diag::nearest(name, known) {
+                    d = d.with_help(format!("did you mean `--{s}`?"));
+                }
+                diags.push(d);
+            }
+        }
+    }
+    let json_capable = matches!(
+        kind,
+        Keyword::Cmd
+            | Keyword::Entrypoint
+            | Keyword::Run
+            | Keyword::Shell
+            | Keyword::Add
+            | Keyword::Copy
+            | Keyword::Volume
+            | Keyword::Healthcheck
+    );
+    let first = if kind == Keyword::Healthcheck {
+        inst.args.get(1)
+    } else {
+        inst.args.first()
+    };
+    if json_capable
+        && !inst.json
+        && let Some(w) = first
+        && w.value.starts_with('[')
+    {
+        let mut d = Diagnostic::warning(K::NotJsonForm(w.value.clone()), w.span);
+        if w.value.contains('\'') {
+            d = d.with_help("exec form needs double quotes: [\"executable\", \"arg\"]");
+        }
+        diags.push(d);
+    }
+}
+
 fn can_contain_heredoc(inst: &Instruction) -> bool {
     let node = match (inst.kind, &inst.onbuild) {
         (Some(Keyword::Onbuild), Some(inner)) => inner,
@@ -734,6 +786,7 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
             diags.push(e);
         }
         for unknown in [Some(&inst), inst.onbuild.as_deref()].into_iter().flatten() {
+            semantic_warnings(unknown, &mut diags);
             if unknown.kind.is_none() && !unknown.keyword.is_empty() {
                 let mut diag = Diagnostic::warning(
                     K::UnknownInstruction(unknown.keyword.clone()),
@@ -871,5 +924,30 @@ mod tests {
             .map(|x| &src[x.0..x.1])
             .collect();
         assert_eq!(w, [r#"a="b c""#, r"d\ e", r"'f\'", "g"]);
+    }
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use crate::{DiagnosticKind as K, Severity};
+
+    fn warnings(src: &str) -> Vec<(K, Option<String>)> {
+        let (_, d) = crate::parse(src);
+        assert!(d.iter().all(|d| d.severity == Severity::Warning));
+        d.into_iter().map(|d| (d.kind, d.help)).collect()
+    }
+
+    #[test]
+    fn unknown_flags_and_broken_json() {
+        let w = warnings("FROM a\nCOPY --chwon=1 a b\n");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].1.as_deref(), Some("did you mean `--chown`?"));
+        assert!(warnings("FROM --platform=x a\nRUN --mount=type=cache,target=/x y\n").is_empty());
+        let w = warnings("FROM a\nCMD ['a', 'b']\n");
+        assert!(matches!(w[0].0, K::NotJsonForm(_)), "{w:?}");
+        assert!(w[0].1.as_deref().unwrap().contains("double quotes"));
+        assert!(warnings("FROM a\nCMD [\"a\"]\nHEALTHCHECK CMD [\"a\"]\n").is_empty());
+        let w = warnings("FROM a\nRUNN x\n");
+        assert_eq!(w[0].1.as_deref(), Some("did you mean `RUN`?"));
     }
 }
