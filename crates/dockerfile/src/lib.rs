@@ -5,9 +5,18 @@
 //! exec/shell form, ONBUILD's nested instruction, heredocs; every node with its
 //! [`Span`]) and a list of [`Diagnostic`]s. A diagnostic of severity
 //! [`Severity::Error`] marks exactly the inputs that BuildKit's own parser
-//! rejects; warnings flag what it accepts but the build or a linter would not
-//! (unknown instructions, with a "did you mean" hint; empty continuation
-//! lines). [`Diagnostic::render`] prints `file:line:col`, the line and a caret.
+//! rejects; warnings flag what it accepts but the build would reject or
+//! silently reinterpret (unknown instructions and unknown flags, with a "did
+//! you mean" hint; `CMD ['a']`, which is not JSON and so runs in a shell;
+//! empty continuation lines). [`Diagnostic::render`] prints `file:line:col`,
+//! the line and a caret. [`lint::lint`] adds BuildKit's `--check` rules.
+//!
+//! ```
+//! let (df, diags) = berth_dockerfile::parse("FROM alpine AS build\nRUN <<EOF\necho hi\nEOF\n");
+//! assert!(diags.is_empty());
+//! assert_eq!(df.instructions[1].heredocs[0].content, "echo hi\n");
+//! assert_eq!(df.instructions[1].span.line, 2);
+//! ```
 //!
 //! Fidelity target: BuildKit's `frontend/dockerfile/parser` as wrapped by the
 //! PyPI package `dockerfile` 3.4, including its quirks: parser directives only
@@ -34,7 +43,7 @@ pub mod lint;
 mod parser;
 
 pub use ast::{Directive, Dockerfile, Flag, Heredoc, Instruction, Keyword, Span, Word};
-pub use diag::{Diagnostic, DiagnosticKind, Severity, suggest_instruction};
+pub use diag::{Diagnostic, DiagnosticKind, Severity, known_flags, suggest_instruction};
 pub use dump::{DumpHeredoc, DumpNode, dump};
 pub use parser::parse;
 
