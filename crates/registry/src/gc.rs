@@ -241,3 +241,42 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport> {
     }
     Ok(report)
 }
+
+/// Every digest the registry holds on to in the store at `root`: the
+/// manifests linked in any repository and the blobs linked in any
+/// repository. Another collector of the same store (the image store's
+/// `prune`) must mark these, recursively through the manifests, or it
+/// would delete registry content it cannot see from `index.json`.
+pub fn roots(root: &Path) -> Result<Vec<Digest>> {
+    let meta = FsMeta::open(root)?;
+    let mut out = BTreeSet::new();
+    for repo in meta.repositories()? {
+        out.extend(meta.manifests(&repo)?);
+        out.extend(meta.blob_links(&repo)?.into_iter().map(|(d, _)| d));
+    }
+    Ok(out.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_lists_manifest_and_blob_links_of_every_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = FsMeta::open(dir.path()).unwrap();
+        let (a, b, c) = (
+            Digest::sha256_of(b"a"),
+            Digest::sha256_of(b"b"),
+            berth_oci::Algorithm::Sha512.digest(b"c"),
+        );
+        meta.link_manifest("x", &a, "application/vnd.oci.image.manifest.v1+json")
+            .unwrap();
+        meta.link_blob("x/y", &b).unwrap();
+        meta.link_blob("z", &c).unwrap();
+        meta.link_blob("z", &b).unwrap();
+        let mut want = vec![a, b, c];
+        want.sort();
+        assert_eq!(roots(dir.path()).unwrap(), want);
+    }
+}

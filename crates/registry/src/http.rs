@@ -801,10 +801,21 @@ async fn get_blob(
         }
         let mut left = count;
         while left > 0 {
-            let mut buf = vec![0u8; STREAM_CHUNK.min(left as usize)];
-            if let Err(e) = file.read_exact(&mut buf) {
-                let _ = tx.blocking_send(Err(e));
-                return;
+            let want = STREAM_CHUNK.min(left as usize);
+            let mut buf = Vec::with_capacity(want);
+            match (&mut file).take(want as u64).read_to_end(&mut buf) {
+                Ok(n) if n == want => {}
+                Ok(_) => {
+                    let _ = tx.blocking_send(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "blob shorter than its size",
+                    )));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
             }
             left -= buf.len() as u64;
             if let Some(dg) = digester.as_mut() {
