@@ -375,3 +375,66 @@ fn platform_picks_one_manifest_of_a_multi_platform_image() {
         stderr(&out)
     );
 }
+
+#[test]
+fn user_layers_start_after_the_base_named_by_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let base_layers = vec![
+        layer_tar(&[Ent::File("a", &[1; 100], 0o644)]),
+        layer_tar(&[Ent::File("b", &[2; 50], 0o644), Ent::Whiteout(".wh.a")]),
+    ];
+    let base_tar = dir.path().join("base.tar");
+    let base_digest = write_oci_archive(
+        &base_tar,
+        "docker.io/library/base:1",
+        &base_layers,
+        serde_json::json!({}),
+    );
+    ok(berth(&root).args(["load", "-i"]).arg(&base_tar));
+    let mut app_layers = base_layers.clone();
+    app_layers.push(layer_tar(&[
+        Ent::File("c", &[3; 20], 0o644),
+        Ent::Whiteout(".wh.b"),
+    ]));
+    let app_tar = dir.path().join("app.tar");
+    write_oci_archive(
+        &app_tar,
+        "docker.io/library/app:1",
+        &app_layers,
+        serde_json::json!({
+            "org.opencontainers.image.base.name": "docker.io/library/base:1",
+            "org.opencontainers.image.base.digest": base_digest,
+        }),
+    );
+    ok(berth(&root).args(["load", "-i"]).arg(&app_tar));
+    let doc = analysis_of(&root, &["app:1"]);
+    let b = &doc["analysis"]["berth"];
+    // Layers 0 and 1 are the base's: its own waste (a, 100 bytes, hidden by
+    // layer 1) is not the user's; b (50, hidden by layer 2) is.
+    assert_eq!(b["user_layers"]["first"], 2, "{b}");
+    assert_eq!(b["user_layers"]["from"]["kind"], "base-annotations");
+    assert_eq!(b["user_layers"]["from"]["name"], "docker.io/library/base:1");
+    assert_eq!(b["wasted_bytes"], 150);
+    assert_eq!(b["user_bytes"], 20);
+    assert_eq!(b["user_wasted_bytes"], 50);
+    assert!(close(b["user_wasted_percent"].as_f64().unwrap(), 2.5));
+    // dive keeps "all but the first layer": 50 + 20.
+    assert_eq!(doc["analysis"]["dive"]["user_size_bytes"], 70);
+    // Without the base in the store, berth falls back to dive's rule.
+    let other = dir.path().join("other");
+    ok(berth(&other).args(["load", "-i"]).arg(&app_tar));
+    let doc = analysis_of(&other, &["app:1"]);
+    assert_eq!(doc["analysis"]["berth"]["user_layers"]["first"], 1);
+    assert_eq!(
+        doc["analysis"]["berth"]["user_layers"]["from"]["kind"],
+        "all-but-first"
+    );
+    // Without a terminal and without --ci or --json, the report is printed.
+    let text = ok(berth(&root).args(["dive", "app:1"]));
+    assert!(
+        text.contains("dive metrics:")
+            && text.contains("user layers: layers 2.. after base docker.io/library/base:1"),
+        "{text}"
+    );
+}

@@ -132,3 +132,73 @@ pub fn stdout(out: &Output) -> String {
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
+
+/// Writes an OCI archive holding one image named `name` (a full reference);
+/// returns the manifest's digest. The manifest carries `annotations`.
+pub fn write_oci_archive(
+    path: &Path,
+    name: &str,
+    layers: &[Vec<u8>],
+    annotations: serde_json::Value,
+) -> String {
+    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut put = |data: Vec<u8>| -> (String, usize) {
+        let d = format!("sha256:{}", sha256_hex(&data));
+        let n = data.len();
+        blobs.push((d.clone(), data));
+        (d, n)
+    };
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect();
+    let layer_descs: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|l| {
+            let (d, n) = put(l.clone());
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n})
+        })
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": berth_oci::Platform::host().architecture, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let (cd, cs) = put(config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": layer_descs,
+        "annotations": annotations,
+    }))
+    .unwrap();
+    let (md, ms) = put(manifest);
+    let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag},
+        }],
+    }))
+    .unwrap();
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", &index);
+    for (d, data) in &blobs {
+        add(
+            &format!("blobs/sha256/{}", d.trim_start_matches("sha256:")),
+            data,
+        );
+    }
+    b.finish().unwrap();
+    md
+}
