@@ -32,7 +32,7 @@ pub struct DiveArgs {
     /// 1 if a rule fails.
     #[arg(long)]
     ci: bool,
-    /// The CI rules file (dive's `.dive-ci` format).
+    /// The CI rules file (dive's `.dive-ci` format; default: ./.dive-ci if present).
     #[arg(long, value_name = "FILE")]
     ci_config: Option<PathBuf>,
     /// Override rules.lowestEfficiency (0-1, or "disabled").
@@ -119,23 +119,29 @@ pub fn run(store: &StoreArgs, args: DiveArgs) -> anyhow::Result<i32> {
     }
     let image = args.image.clone().context("an image is required")?;
     let src = make_source(store, args.source.source, &image)?;
-    let mut config = load_ci_config(args.ci_config.as_deref())?;
-    for (rule, value) in [
-        (Rule::LowestEfficiency, &args.lowest_efficiency),
-        (Rule::HighestWastedBytes, &args.highest_wasted_bytes),
-        (
-            Rule::HighestUserWastedPercent,
-            &args.highest_user_wasted_percent,
-        ),
-    ] {
-        if let Some(v) = value {
-            config.set(rule, v.clone());
+    // The rules are read only for --ci, so a broken .dive-ci never stops the explorer.
+    let config = if args.ci {
+        let mut config = load_ci_config(args.ci_config.as_deref())?;
+        for (rule, value) in [
+            (Rule::LowestEfficiency, &args.lowest_efficiency),
+            (Rule::HighestWastedBytes, &args.highest_wasted_bytes),
+            (
+                Rule::HighestUserWastedPercent,
+                &args.highest_user_wasted_percent,
+            ),
+        ] {
+            if let Some(v) = value {
+                config.set(rule, v.clone());
+            }
         }
-    }
+        Some(config)
+    } else {
+        None
+    };
     let (info, layers) =
         source::load(&src, platform.as_ref()).with_context(|| format!("reading {image}"))?;
     let analysis = analyze(layers);
-    let report = args.ci.then(|| ci::evaluate(&config, &analysis));
+    let report = config.as_ref().map(|c| ci::evaluate(c, &analysis));
     if let Some(path) = &args.json {
         let doc = json_doc(&analysis, report.as_ref());
         let text = serde_json::to_string_pretty(&doc)? + "\n";
