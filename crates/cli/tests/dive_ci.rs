@@ -438,3 +438,83 @@ fn user_layers_start_after_the_base_named_by_annotations() {
         "{text}"
     );
 }
+
+#[test]
+fn compressed_archives_zstd_layers_and_layer_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    // A gzip-compressed docker-archive (`docker save | gzip`).
+    let plain = dir.path().join("multi.tar");
+    write_docker_archive(&plain, "multi:1", &four_layers(), &FOUR_COMMANDS);
+    let gz = dir.path().join("multi.tar.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::copy(&mut std::fs::File::open(&plain).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let doc = analysis_of(&root, &["--source", "docker-archive", gz.to_str().unwrap()]);
+    assert_eq!(doc["image"]["inefficientBytes"], 6000);
+    assert_eq!(doc["analysis"]["berth"]["wasted_bytes"], 8000);
+
+    // A zstd layer in the store.
+    let tarball = dir.path().join("rootfs.tar");
+    std::fs::write(&tarball, layer_tar(&[Ent::File("z", &[9; 1234], 0o644)])).unwrap();
+    ok(berth(&root)
+        .args(["import", "--compression", "zstd"])
+        .arg(&tarball)
+        .arg("zstd:1"));
+    let doc = analysis_of(&root, &["zstd:1"]);
+    assert_eq!(doc["image"]["sizeBytes"], 1234);
+    assert!(
+        doc["analysis"]["layers"][0]["media_type"]
+            .as_str()
+            .unwrap()
+            .ends_with("zstd")
+    );
+
+    // Older `docker save` writes a layer used twice once, plus a symlink.
+    let layer = layer_tar(&[Ent::File("f", &[1; 100], 0o644)]);
+    let diff_id = format!("sha256:{}", sha256_hex(&layer));
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": berth_oci::Platform::host().architecture, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id, diff_id]},
+    }))
+    .unwrap();
+    let archive = dir.path().join("twice.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(layer.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "aaa/layer.tar", &layer[..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "bbb/layer.tar", "../aaa/layer.tar")
+        .unwrap();
+    for (name, data) in [
+        ("config.json", config),
+        (
+            "manifest.json",
+            serde_json::to_vec(&serde_json::json!([{
+                "Config": "config.json", "RepoTags": ["twice:1"],
+                "Layers": ["aaa/layer.tar", "bbb/layer.tar"],
+            }]))
+            .unwrap(),
+        ),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.finish().unwrap();
+    let doc = analysis_of(
+        &root,
+        &["--source", "docker-archive", archive.to_str().unwrap()],
+    );
+    // /f twice: dive wastes 200, berth 100 (a duplicate).
+    assert_eq!(doc["image"]["inefficientBytes"], 200);
+    assert_eq!(doc["analysis"]["berth"]["duplicate_bytes"], 100);
+    assert_eq!(doc["layer"].as_array().unwrap().len(), 2);
+}
