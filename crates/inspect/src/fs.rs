@@ -188,6 +188,26 @@ impl FsTree {
         total
     }
 
+    /// Σ of regular-file sizes under (and including) a node, leaving out
+    /// what is marked `Removed` unless the node itself is (dive shows a
+    /// directory's size that way).
+    pub fn visible_size(&self, id: NodeId) -> u64 {
+        if self.nodes[id as usize].status == Status::Removed {
+            return self.subtree_size(id);
+        }
+        let mut total = 0;
+        let mut stack = vec![id];
+        while let Some(n) = stack.pop() {
+            let node = &self.nodes[n as usize];
+            if node.status == Status::Removed {
+                continue;
+            }
+            total += node.size();
+            stack.extend(node.children.values().copied());
+        }
+        total
+    }
+
     /// For every node, whether it or something below it has a status other
     /// than `Unchanged` (indexed by node id).
     pub fn changed_below(&self) -> Vec<bool> {

@@ -187,6 +187,9 @@ fn opaque_directory_hides_lower_content() {
     let v = a.view(1);
     assert_eq!(v.node(v.find("/o/a").unwrap()).status, Status::Removed);
     assert_eq!(v.node(v.find("/o/c").unwrap()).status, Status::Added);
+    let o = v.find("/o").unwrap();
+    assert_eq!(v.visible_size(o), 3, "removed children left out");
+    assert_eq!(v.visible_size(v.find("/o/a").unwrap()), 5);
 }
 
 #[test]

@@ -489,7 +489,7 @@ fn draw_file_details(f: &mut Frame<'_>, app: &App<'_>, area: Rect) {
         .as_ref()
         .map_or((0o755, 0, 0), |e| (e.mode, e.uid, e.gid));
     let size = if n.is_dir() {
-        v.subtree_size(id)
+        v.visible_size(id)
     } else {
         n.size()
     };
@@ -567,7 +567,7 @@ fn draw_tree(f: &mut Frame<'_>, app: &mut App<'_>, area: Rect) {
             .as_ref()
             .map_or((0o755, 0, 0), |e| (e.mode, e.uid, e.gid));
         let size = if n.is_dir() {
-            v.subtree_size(row.id)
+            v.visible_size(row.id)
         } else {
             n.size()
         };
