@@ -63,6 +63,9 @@ pub(crate) struct App<'a> {
     pub(crate) editing_filter: bool,
     pub(crate) help: bool,
     view: FsTree,
+    /// Per node: it or something below it changed (parents of changes are
+    /// drawn as modified, as dive draws them).
+    changed: Vec<bool>,
     collapsed: HashSet<NodeId>,
     rows: Vec<Row>,
     pub(crate) cursor: usize,
@@ -83,6 +86,7 @@ impl<'a> App<'a> {
             editing_filter: false,
             help: false,
             view: FsTree::default(),
+            changed: Vec::new(),
             collapsed: HashSet::new(),
             rows: Vec::new(),
             cursor: 0,
@@ -103,6 +107,7 @@ impl<'a> App<'a> {
         } else {
             self.analysis.view(self.layer)
         };
+        self.changed = self.view.changed_below();
         self.collapsed.clear();
         self.cursor = 0;
         self.scroll = 0;
@@ -587,6 +592,9 @@ fn draw_tree(f: &mut Frame<'_>, app: &mut App<'_>, area: Rect) {
             human_bytes(size)
         );
         let mut style = status_style(n.status);
+        if n.status == Status::Unchanged && app.changed.get(row.id as usize) == Some(&true) {
+            style = status_style(Status::Modified);
+        }
         if i == app.cursor && app.focus == Pane::Tree {
             style = style.add_modifier(Modifier::REVERSED);
         }
@@ -779,6 +787,12 @@ mod tests {
         // chmod-only: yellow, and the details say so once selected.
         assert_eq!(fg_at(&buf, "app"), Color::Yellow);
         assert_eq!(fg_at(&buf, "conf"), Color::Reset);
+        assert_eq!(
+            fg_at(&buf, "├── bin"),
+            Color::Yellow,
+            "a parent of a change"
+        );
+        assert_eq!(fg_at(&buf, "├── etc"), Color::Reset);
         press(&mut app, KeyCode::Down);
         let buf = render(&mut app);
         assert_eq!(fg_at(&buf, "└── lib"), Color::Red);
