@@ -223,3 +223,41 @@ fn skopeo_speaks_the_token_flow() {
     ]);
     assert!(!out.status.success(), "wrong password must fail");
 }
+
+#[test]
+fn config_file_with_flag_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("registry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "addr = \"127.0.0.1:1\"\n[auth]\nmode = \"basic\"\nhtpasswd = \"{}\"\n\
+             [[auth.grants]]\naccounts = [\"bob\"]\nrepositories = [\"bob/*\"]\nactions = [\"pull\", \"push\"]\n",
+            htpasswd()
+        ),
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    // --addr (added by Server::start) overrides the file's address.
+    let s = Server::start(root.path(), &["--config", cfg.to_str().unwrap()]);
+    let bob = |r: Req| r.basic("bob", "builder");
+    assert_eq!(push_as(&s, "bob/a", &bob), 201);
+    assert_eq!(push_as(&s, "team/a", &bob), 403);
+    assert_eq!(s.req("GET", "/v2/").send().status, 401);
+    drop(s);
+    let s = Server::start(
+        root.path(),
+        &["--config", cfg.to_str().unwrap(), "--read-only"],
+    );
+    assert_eq!(push_as(&s, "bob/a", &bob), 405);
+    // A bad file is refused at start.
+    std::fs::write(&cfg, "no_such_option = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["registry", "serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_option"));
+}
