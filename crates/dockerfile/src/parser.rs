@@ -43,23 +43,14 @@ impl LineMap<'_> {
     }
 }
 
-/// Line starts of the source, for line/column lookups.
+/// Line and column lookups in the source.
 pub(crate) struct LineIndex<'a> {
-    starts: Vec<usize>,
     src: &'a [u8],
 }
 
 impl<'a> LineIndex<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(
-            src.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
         LineIndex {
-            starts,
             src: src.as_bytes(),
         }
     }
@@ -74,19 +65,55 @@ impl<'a> LineIndex<'a> {
             + 1
     }
 
-    fn line_of(&self, at: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&s| s <= at).max(1);
-        (line, self.starts[line - 1])
-    }
-
-    pub(crate) fn span(&self, start: usize, end: usize) -> Span {
-        let (line, ls) = self.line_of(start);
+    /// A span whose line is known (the fast path).
+    fn span_on(&self, start: usize, end: usize, line: usize, line_start: usize) -> Span {
         Span {
             start,
             end,
             line,
-            col: self.col(ls, start),
+            col: self.col(line_start, start),
         }
+    }
+
+    /// A span anywhere (counts lines: for diagnostics and other rare spans).
+    pub(crate) fn span(&self, start: usize, end: usize) -> Span {
+        let before = &self.src[..start.min(self.src.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let ls = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        self.span_on(start, end, line, ls)
+    }
+}
+
+/// Physical lines, each with its newline, read lazily; stops at an over-long
+/// line as BuildKit's scanner does.
+struct Reader<'a> {
+    src: &'a str,
+    at: usize,
+    too_long: Option<(usize, usize)>,
+}
+
+impl Reader<'_> {
+    fn peek_start(&self) -> Option<usize> {
+        (self.too_long.is_none() && self.at < self.src.len()).then_some(self.at)
+    }
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let at = self.peek_start()?;
+        let end = self.src.as_bytes()[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.src.len(), |p| at + p + 1);
+        let len = end - at;
+        let unterminated = self.src.as_bytes()[end - 1] != b'\n';
+        if len > MAX_TOKEN || (unterminated && len >= MAX_TOKEN) {
+            self.too_long = Some((at, end));
+            return None;
+        }
+        self.at = end;
+        Some((at, end))
     }
 }
 
@@ -681,34 +708,21 @@ fn can_contain_heredoc(inst: &Instruction) -> bool {
 pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
     let idx = LineIndex::new(src);
     let mut diags = Vec::new();
-    // Physical lines, each with its newline; stop at an over-long one, as
-    // BuildKit's scanner does.
-    let mut lines: Vec<(usize, usize)> = Vec::with_capacity(idx.starts.len());
-    let mut at = 0;
-    while at < src.len() {
-        let end = src[at..].find('\n').map_or(src.len(), |p| at + p + 1);
-        let len = end - at;
-        let unterminated = !src[at..end].ends_with('\n');
-        if len > MAX_TOKEN || (unterminated && len >= MAX_TOKEN) {
-            diags.push(Diagnostic::error(K::LineTooLong, idx.span(at, end)));
-            break;
-        }
-        lines.push((at, end));
-        at = end;
-    }
+    let mut rd = Reader {
+        src,
+        at: 0,
+        too_long: None,
+    };
     let mut d = Directives {
         escape: '\\',
         done: false,
         seen: Vec::new(),
         found: Vec::new(),
     };
-    let mut instructions = Vec::with_capacity(lines.len());
+    let mut instructions = Vec::with_capacity(src.bytes().filter(|&b| b == b'\n').count() + 1);
     let mut segs: Vec<(usize, usize, usize, usize)> = Vec::new();
-    let mut i = 0;
     let mut current_line = 0usize;
-    while i < lines.len() {
-        let (ls, le) = lines[i];
-        i += 1;
+    while let Some((ls, le)) = rd.next() {
         let mut tok_off = ls;
         if current_line == 0 && src[ls..le].starts_with('\u{feff}') {
             tok_off += 3;
@@ -741,9 +755,8 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
         segs.push((0usize, s_off, current_line, ls));
         let mut last_end = le;
         let mut empty_cont = None;
-        while !is_end && i < lines.len() {
-            let (cs, ce) = lines[i];
-            i += 1;
+        while !is_end {
+            let Some((cs, ce)) = rd.next() else { break };
             last_end = ce;
             let raw = &src[cs..ce];
             let p = trim_newline(raw);
@@ -755,7 +768,7 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
                 continue;
             }
             if p.trim_start_matches(go::is_space).is_empty() {
-                empty_cont.get_or_insert(cs);
+                empty_cont.get_or_insert((cs, current_line));
                 continue;
             }
             let (cont, end) = trim_continuation(p, d.escape);
@@ -774,11 +787,12 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
         let Parsed { mut inst, error } = ctx.node(&line, 0);
         inst.original = line;
         let line = &inst.original;
-        if let Some(cs) = empty_cont {
+        if let Some((cs, cl)) = empty_cont {
             diags.push(
-                Diagnostic::warning(K::EmptyContinuationLine, idx.span(cs, cs)).with_help(
-                    "remove the empty line; BuildKit warns that it will become an error",
-                ),
+                Diagnostic::warning(K::EmptyContinuationLine, idx.span_on(cs, cs, cl, cs))
+                    .with_help(
+                        "remove the empty line; BuildKit warns that it will become an error",
+                    ),
             );
         }
         let mut fatal = error.is_some();
@@ -809,12 +823,11 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
                 }
                 Ok(markers) => {
                     for m in markers {
-                        let body_start = lines.get(i).map_or(src.len(), |l| l.0);
+                        let body_start = rd.peek_start().unwrap_or(src.len());
+                        let body_line = current_line + 1;
                         let mut content = String::new();
                         let mut terminated = false;
-                        while i < lines.len() {
-                            let (hs, he) = lines[i];
-                            i += 1;
+                        while let Some((hs, he)) = rd.next() {
                             current_line += 1;
                             last_end = he;
                             let raw = &src[hs..he];
@@ -847,7 +860,12 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
                             chomp: m.chomp,
                             expand: m.expand,
                             fd: m.fd,
-                            span: idx.span(body_start.min(last_end), last_end),
+                            span: idx.span_on(
+                                body_start.min(last_end),
+                                last_end,
+                                body_line,
+                                body_start.min(last_end),
+                            ),
                         });
                         if !terminated {
                             break;
@@ -862,10 +880,13 @@ pub fn parse(src: &str) -> (Dockerfile, Vec<Diagnostic>) {
                 .min(last_end - start_byte);
         inst.start_line = start_line;
         inst.end_line = current_line;
-        inst.span = idx.span(start_byte, end_byte.max(start_byte));
+        inst.span = idx.span_on(start_byte, end_byte.max(start_byte), start_line, ls);
         instructions.push(inst);
     }
-    if instructions.is_empty() && !diags.iter().any(|d| d.kind == K::LineTooLong) {
+    if let Some((at, end)) = rd.too_long {
+        diags.push(Diagnostic::error(K::LineTooLong, idx.span(at, end)));
+    }
+    if instructions.is_empty() && rd.too_long.is_none() {
         let end = src.len();
         diags.push(Diagnostic::error(K::NoInstructions, idx.span(end, end)));
     }

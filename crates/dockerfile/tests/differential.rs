@@ -355,6 +355,16 @@ fn generated_and_mutated_dockerfiles_match_buildkit() {
         };
         srcs.push(s);
     }
+    // Extra inputs, e.g. a fuzzer's corpus: BERTH_DIFF_EXTRA_DIR=fuzz/corpus/parse.
+    if let Ok(dir) = std::env::var("BERTH_DIFF_EXTRA_DIR") {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            let s = String::from_utf8_lossy(&bytes).into_owned();
+            if !s.contains('\0') {
+                srcs.push(s);
+            }
+        }
+    }
     let expected = oracle(&srcs);
     assert_eq!(expected.len(), srcs.len());
     let mut bad = Vec::new();

@@ -99,6 +99,9 @@ fn pathological_inputs() {
         format!("RUN {}\n", "a".repeat(70_000)),
         format!("COPY {} x\n", "--f ".repeat(5_000)),
         "\u{feff}".repeat(100),
+        // Many diagnostics must not make parsing quadratic.
+        "RUN a \\\n\nb\n".repeat(20_000),
+        "FROM a\nCOPY --bogus=1 x y\nRUNN x\n".repeat(10_000),
     ] {
         berth_dockerfile::check_invariants(&s);
     }
