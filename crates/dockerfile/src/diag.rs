@@ -122,9 +122,21 @@ impl Diagnostic {
         let mut out = format!("{level}: {}\n", self.kind);
         let line_no = self.span.line.max(1);
         out.push_str(&format!(" --> {file}:{line_no}:{}\n", self.span.col.max(1)));
-        let text = src.split('\n').nth(line_no - 1).unwrap_or("");
+        // The line holding the span's start (found around it, not by counting
+        // lines, so rendering many diagnostics stays linear).
+        let at = self.span.start.min(src.len());
+        let bytes = src.as_bytes();
+        let ls = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let le = bytes[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(src.len(), |p| at + p);
+        let text = src.get(ls..le).unwrap_or("");
         let text = text.strip_suffix('\r').unwrap_or(text);
-        let text = if line_no == 1 {
+        let text = if ls == 0 {
             text.strip_prefix('\u{feff}').unwrap_or(text)
         } else {
             text
