@@ -253,6 +253,12 @@ HD = [
     "# escape=`\nFROM a\nRUN <<E\\OF\nx\nEOF\n",
     "FROM a\nHEALTHCHECK CMD <<EOF\nx\nEOF\n",
     "FROM a\nRUN <<EOF\n" + "line\n" * 50 + "EOF\n",
+    "FROM a\nRUN <<EO${Aé-b}\nx\nEO${Aé-b}\n",
+    "FROM a\nRUN <<E ${é}\nx\nE\n",
+    "FROM a\nRUN <<E ${Ⅰ}\nx\nE\n",
+    "FROM a\nRUN <<E ${a٣}\nx\nE\n",
+    "FROM a\nRUN <<E $٣x ${٣}\nx\nE\n",
+    "FROM a\nRUN <<E ${a\u0301}\nx\nE\n",
 ]
 for i, s in enumerate(HD):
     case(f"heredoc_{i:02d}", s)

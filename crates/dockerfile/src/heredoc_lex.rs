@@ -9,6 +9,8 @@
 //! references are reproduced as written. The escape character is always `\`
 //! here, whatever `# escape=` says (as in BuildKit).
 
+use berth_shell::go_unicode::{is_digit, is_letter};
+
 #[derive(Debug)]
 pub(crate) struct LexError;
 
@@ -180,8 +182,8 @@ impl Lex {
     fn process_name(&mut self) -> String {
         let mut name = String::new();
         while let Some(ch) = self.peek() {
-            if name.is_empty() && ch.is_ascii_digit() {
-                while let Some(d) = self.peek().filter(char::is_ascii_digit) {
+            if name.is_empty() && is_digit(ch) {
+                while let Some(d) = self.peek().filter(|&c| is_digit(c)) {
                     self.next();
                     name.push(d);
                 }
@@ -192,7 +194,7 @@ impl Lex {
                 name.push(ch);
                 return name;
             }
-            if !ch.is_ascii_alphanumeric() && ch != '_' {
+            if !is_letter(ch) && !is_digit(ch) && ch != '_' {
                 break;
             }
             self.next();
@@ -333,6 +335,9 @@ mod tests {
         assert_eq!(names("RUN <<EOF echo \"x"), Vec::<String>::new());
         assert_eq!(names("RUN 3<<EOF"), ["EOF"]);
         assert_eq!(names("RUN <<''"), Vec::<String>::new());
+        assert_eq!(names("RUN <<EO${Aé-b}"), ["EO${Aé-b}"]);
+        assert_eq!(names("RUN <<E ${é}"), ["E"]);
+        assert_eq!(names("RUN <<E ${Ⅰ}"), Vec::<String>::new());
         assert!(!markers("RUN <<'E'OF").unwrap()[0].expand);
         assert!(markers("RUN <<EOF").unwrap()[0].expand);
     }

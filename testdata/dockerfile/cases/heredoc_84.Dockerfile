@@ -1,0 +1,4 @@
+FROM a
+RUN <<EO${Aé-b}
+x
+EO${Aé-b}

@@ -1,0 +1,4 @@
+FROM a
+RUN <<E $٣x ${٣}
+x
+E
