@@ -3,7 +3,7 @@
 # distribution registry 2.8) on the same machine, same client, same image, in
 # one run, and prints the ratios:
 #   - skopeo push / pull of the Debian minbase image (fresh registries per run)
-#   - wrk requests/s on manifest GET and HEAD and small-blob GET
+#   - wrk requests/s on manifest GET and small-blob GET
 #   - blob GET throughput, and peak RSS under 100 concurrent clients
 # Usage: scripts/bench/registry.sh [RUNS]   (env: WRK_SECONDS, default 10)
 # Needs: skopeo, wrk, docker-registry, debootstrap (scripts/install-test-deps.sh).
@@ -54,6 +54,8 @@ log:
   accesslog:
     disabled: true
 storage:
+  cache:
+    blobdescriptor: inmemory   # as in Debian's default config
   filesystem:
     rootdirectory: $w/dist-root
   delete:

@@ -1039,6 +1039,16 @@ fn corrupt_blobs_and_manifests_are_never_served() {
         b[last] ^= 1;
         std::fs::write(&p, b).unwrap();
     };
+    // Read both once (so they are verified and remembered), then rot them:
+    // a rewritten file is verified again.
+    assert_eq!(
+        s.req("GET", &format!("/v2/rot/blobs/{small}"))
+            .send()
+            .status,
+        200
+    );
+    assert!(s.req("GET", &format!("/v2/rot/blobs/{big}")).send().body == big_data);
+    std::thread::sleep(std::time::Duration::from_millis(50));
     flip(&small);
     flip(&big);
     let mut bad = m.clone();

@@ -746,10 +746,11 @@ async fn get_blob(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(blob_unknown(digest)),
         Err(e) => return Err(ApiError::internal(format!("open {}: {e}", path.display()))),
     };
-    let len = file
+    let meta = file
         .metadata()
-        .map_err(|e| ApiError::internal(format!("stat {}: {e}", path.display())))?
-        .len();
+        .map_err(|e| ApiError::internal(format!("stat {}: {e}", path.display())))?;
+    let len = meta.len();
+    let key = crate::registry::VerifiedCache::key(&d, &meta);
     let range = parse_range(header(headers, "range"), len);
     let mut out: Vec<(&'static str, String)> = vec![
         ("Content-Type", "application/octet-stream".into()),
@@ -779,20 +780,24 @@ async fn get_blob(
     // Full reads are verified against the digest: a corrupt blob is never
     // served whole (small ones fail before the first byte, large ones abort
     // the connection before the last).
-    let verify = reg.cfg.verify_reads && status == StatusCode::OK;
+    let verify = reg.cfg.verify_reads && status == StatusCode::OK && !reg.verified.contains(&key);
     if count <= SMALL_BLOB {
         let mut buf = vec![0u8; count as usize];
         file.seek(SeekFrom::Start(start))
             .and_then(|_| file.read_exact(&mut buf))
             .map_err(|e| ApiError::internal(format!("read {}: {e}", path.display())))?;
-        if verify && d.algorithm().digest(&buf) != d {
-            return Err(ApiError::internal(format!(
-                "stored blob {d} does not match its digest"
-            )));
+        if verify {
+            if d.algorithm().digest(&buf) != d {
+                return Err(ApiError::internal(format!(
+                    "stored blob {d} does not match its digest"
+                )));
+            }
+            reg.verified.insert(key);
         }
         return Ok(reply(status, &out, full(buf)));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    let r = reg.clone();
     tokio::task::spawn_blocking(move || {
         let mut digester = verify.then(|| d.algorithm().digester());
         if let Err(e) = file.seek(SeekFrom::Start(start)) {
@@ -820,13 +825,16 @@ async fn get_blob(
             left -= buf.len() as u64;
             if let Some(dg) = digester.as_mut() {
                 dg.update(&buf);
-                if left == 0 && dg.clone().finish() != d {
-                    tracing::error!(digest = %d, "stored blob does not match its digest");
-                    let _ = tx.blocking_send(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "blob does not match its digest",
-                    )));
-                    return;
+                if left == 0 {
+                    if dg.clone().finish() != d {
+                        tracing::error!(digest = %d, "stored blob does not match its digest");
+                        let _ = tx.blocking_send(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "blob does not match its digest",
+                        )));
+                        return;
+                    }
+                    r.verified.insert(key.clone());
                 }
             }
             if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {

@@ -1,10 +1,13 @@
 //! The state one server shares between requests.
 
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use berth_content::FsStore;
 use berth_image::ImageStore;
+use berth_oci::Digest;
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -24,6 +27,38 @@ pub struct Registry {
     pub(crate) auth: Auth,
     pub(crate) metrics: Metrics,
     pub(crate) tls: bool,
+    pub(crate) verified: VerifiedCache,
+}
+
+/// Blob files whose content a previous full read verified, keyed by what
+/// identifies one version of a file (inode, size, modification time): full
+/// reads are verified once per version, not on every request. A rewrite
+/// changes the key and brings verification back.
+#[derive(Debug, Default)]
+pub(crate) struct VerifiedCache {
+    set: Mutex<HashSet<VerifiedKey>>,
+}
+
+pub(crate) type VerifiedKey = (Digest, u64, u64, i64, i64);
+
+impl VerifiedCache {
+    const MAX: usize = 100_000;
+
+    pub(crate) fn key(d: &Digest, m: &std::fs::Metadata) -> VerifiedKey {
+        (d.clone(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+    }
+
+    pub(crate) fn contains(&self, k: &VerifiedKey) -> bool {
+        self.set.lock().unwrap().contains(k)
+    }
+
+    pub(crate) fn insert(&self, k: VerifiedKey) {
+        let mut set = self.set.lock().unwrap();
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert(k);
+    }
 }
 
 impl Registry {
@@ -43,6 +78,7 @@ impl Registry {
             auth,
             metrics: Metrics::default(),
             tls,
+            verified: VerifiedCache::default(),
         })
     }
 
