@@ -237,7 +237,7 @@ fn extract_flags(s: &str) -> (Option<usize>, Vec<(String, usize, usize)>) {
     }
     let mut phase = P::Spaces;
     let mut words = Vec::new();
-    let mut word = String::with_capacity(n);
+    let mut word = String::new();
     let mut word_start = 0;
     let mut quote = 0u8;
     let mut blank_ok = false;
@@ -257,6 +257,7 @@ fn extract_flags(s: &str) -> (Option<usize>, Vec<(String, usize, usize)>) {
             }
             phase = P::Word;
             word_start = pos;
+            word.reserve(n - pos);
         }
         if pos == n {
             if word != "--" && (blank_ok || !word.is_empty()) {
