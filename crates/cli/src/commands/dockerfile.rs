@@ -111,12 +111,18 @@ fn parse(format: ParseFormat, file: &std::path::Path) -> anyhow::Result<i32> {
 fn lint(format: ParseFormat, file: &std::path::Path) -> anyhow::Result<i32> {
     let (name, src) = read_source(file)?;
     let (df, diags) = berth_dockerfile::parse(&src);
-    let errors: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Error).collect();
+    let errors: Vec<_> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
     for d in &errors {
         eprint!("{}", d.render(&name, &src));
     }
     if !errors.is_empty() {
-        bail!("{name}: {} error(s); BuildKit would reject this Dockerfile", errors.len());
+        bail!(
+            "{name}: {} error(s); BuildKit would reject this Dockerfile",
+            errors.len()
+        );
     }
     let findings = berth_dockerfile::lint::lint(&df, &diags, &src);
     let mut out = std::io::stdout().lock();
@@ -127,7 +133,11 @@ fn lint(format: ParseFormat, file: &std::path::Path) -> anyhow::Result<i32> {
         }
         ParseFormat::Text => {
             for f in &findings {
-                writeln!(out, "{name}:{}:{} {}: {}", f.span.line, f.span.col, f.rule, f.message)?;
+                writeln!(
+                    out,
+                    "{name}:{}:{} {}: {}",
+                    f.span.line, f.span.col, f.rule, f.message
+                )?;
             }
             if !findings.is_empty() {
                 writeln!(out, "{} finding(s)", findings.len())?;
