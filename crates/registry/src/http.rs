@@ -1041,15 +1041,12 @@ fn upload_unknown(id: &str) -> ApiError {
     )
 }
 
-fn session(reg: &Registry, name: &str, id: &str) -> Result<uploads::SessionRef, ApiError> {
+/// Looks a session up by id; callers check its repository once they hold its lock.
+fn session(reg: &Registry, id: &str) -> Result<uploads::SessionRef, ApiError> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(upload_unknown(id));
     }
-    let s = reg.uploads.get(id).ok_or_else(|| upload_unknown(id))?;
-    // The repository is checked once the session is locked by the caller;
-    // here only existence.
-    let _ = name;
-    Ok(s)
+    reg.uploads.get(id).ok_or_else(|| upload_unknown(id))
 }
 
 /// Parses `Content-Range: <start>-<end>` (also with a `bytes ` or `bytes=`
@@ -1112,7 +1109,7 @@ async fn patch_upload(
     id: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let s = session(reg, name, id)?;
+    let s = session(reg, id)?;
     let mut s = s.lock().await;
     if s.repo != name {
         return Err(upload_unknown(id));
@@ -1152,7 +1149,7 @@ async fn finish_upload(
     q: &[(String, String)],
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let sref = session(reg, name, id)?;
+    let sref = session(reg, id)?;
     let mut s = sref.lock().await;
     if s.repo != name || s.ingest.is_none() {
         return Err(upload_unknown(id));
@@ -1192,7 +1189,7 @@ async fn upload_status(
     name: &str,
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let s = session(reg, name, id)?;
+    let s = session(reg, id)?;
     let s = s.lock().await;
     if s.repo != name {
         return Err(upload_unknown(id));
@@ -1206,7 +1203,7 @@ async fn upload_status(
 }
 
 fn cancel_upload(reg: &Registry, name: &str, id: &str) -> Result<Response<Body>, ApiError> {
-    let s = session(reg, name, id)?;
+    let s = session(reg, id)?;
     let matches = s.try_lock().map_or(true, |s| s.repo == name);
     if !matches {
         return Err(upload_unknown(id));
