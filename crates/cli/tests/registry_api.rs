@@ -1073,3 +1073,48 @@ fn corrupt_blobs_and_manifests_are_never_served() {
         .send();
     assert_eq!((r.status, r.body.as_slice()), (206, &big_data[..10]));
 }
+
+#[test]
+fn absurd_sizes_are_refused_without_buffering() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &["--max-blob-bytes", "1000", "--max-manifest-bytes", "2000"],
+    );
+    let data = vec![1u8; 2000];
+    let d = sha256(&data);
+    let r = s
+        .req("POST", &format!("/v2/z/blobs/uploads/?digest={d}"))
+        .body(data.clone())
+        .send();
+    assert_eq!((r.status, r.code().as_str()), (413, "SIZE_INVALID"));
+    // Announced sizes far beyond anything: refused before a byte is read.
+    let r = s
+        .req("POST", &format!("/v2/z/blobs/uploads/?digest={d}"))
+        .send_raw(Some(1 << 50), false);
+    assert_eq!(r.status, 413);
+    // u64::MAX does not even parse as a length (HTTP layer: a 4xx).
+    let r = s
+        .req("POST", &format!("/v2/z/blobs/uploads/?digest={d}"))
+        .send_raw(Some(usize::MAX), false);
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    let r = s
+        .req("PUT", "/v2/z/manifests/t")
+        .header("Content-Type", OCI_MANIFEST)
+        .send_raw(Some(1 << 40), false);
+    assert_eq!(r.status, 413);
+    // A session cannot grow past the limit either.
+    let r = s.req("POST", "/v2/z/blobs/uploads/").send();
+    let loc = r.header("Location").unwrap().to_owned();
+    assert_eq!(s.req("PATCH", &loc).body(&data[..800]).send().status, 202);
+    let r = s.req("PATCH", &loc).body(&data[..800]).send();
+    assert_eq!(r.status, 413);
+    assert_eq!(files_under(&dir.path().join("blobs")), Vec::<String>::new());
+    // Non-numeric Content-Length is a protocol error, not a crash.
+    let r = s
+        .req("POST", "/v2/z/blobs/uploads/")
+        .header("Content-Length", "lots")
+        .send_raw(None, true);
+    assert_eq!(r.status, 400);
+    assert_eq!(s.req("GET", "/v2/").send().status, 200);
+}
