@@ -73,6 +73,26 @@ pub(crate) fn split_re_ws(s: &str, limit: usize) -> Vec<(usize, &str)> {
     out
 }
 
+/// `reWhitespace.Split(s, -1)` as an iterator of `(offset, piece)`.
+pub(crate) fn split_re_ws_iter(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut pos = Some(0);
+    std::iter::from_fn(move || {
+        let start = pos?;
+        let rest = &s[start..];
+        match rest.find(is_re_ws) {
+            None => {
+                pos = None;
+                Some((start, rest))
+            }
+            Some(i) => {
+                let after = rest[i..].trim_start_matches(is_re_ws);
+                pos = Some(s.len() - after.len());
+                Some((start, &rest[..i]))
+            }
+        }
+    })
+}
+
 /// `reWhitespace.Split(s, 2)`: the first piece and, if there is a separator,
 /// the rest with its offset.
 pub(crate) fn split_once_re_ws(s: &str) -> (&str, Option<(usize, &str)>) {
@@ -404,5 +424,12 @@ mod tests {
         assert_eq!(split_re_ws("a  b\tc", 0), [(0, "a"), (3, "b"), (5, "c")]);
         assert_eq!(split_re_ws("a  b\tc", 2), [(0, "a"), (3, "b\tc")]);
         assert_eq!(split_re_ws("a\u{a0}b", 0), [(0, "a\u{a0}b")]);
+        for t in ["a  b\tc", "a", "", "a \u{b}b\u{c}\rc ", " a", "a  "] {
+            assert_eq!(
+                split_re_ws_iter(t).collect::<Vec<_>>(),
+                split_re_ws(t, 0),
+                "{t:?}"
+            );
+        }
     }
 }

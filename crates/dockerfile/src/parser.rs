@@ -430,8 +430,7 @@ impl Ctx<'_> {
         if rest.is_empty() {
             return Vec::new();
         }
-        go::split_re_ws(rest, 0)
-            .into_iter()
+        go::split_re_ws_iter(rest)
             .map(|(o, s)| self.word(s, off + o, off + o + s.len()))
             .collect()
     }
