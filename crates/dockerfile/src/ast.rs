@@ -153,9 +153,34 @@ impl Keyword {
     /// `strings.ToLower` (so `ENTRYPO\u{130}NT` is ENTRYPOINT, as in BuildKit).
     pub fn from_name(name: &str) -> Option<Keyword> {
         if name.is_ascii() {
-            return Keyword::ALL
-                .into_iter()
-                .find(|k| k.as_str().eq_ignore_ascii_case(name));
+            if name.len() > 11 {
+                return None;
+            }
+            let mut buf = [0u8; 11];
+            for (d, b) in buf.iter_mut().zip(name.bytes()) {
+                *d = b.to_ascii_uppercase();
+            }
+            return Some(match &buf[..name.len()] {
+                b"ADD" => Keyword::Add,
+                b"ARG" => Keyword::Arg,
+                b"CMD" => Keyword::Cmd,
+                b"COPY" => Keyword::Copy,
+                b"ENTRYPOINT" => Keyword::Entrypoint,
+                b"ENV" => Keyword::Env,
+                b"EXPOSE" => Keyword::Expose,
+                b"FROM" => Keyword::From,
+                b"HEALTHCHECK" => Keyword::Healthcheck,
+                b"LABEL" => Keyword::Label,
+                b"MAINTAINER" => Keyword::Maintainer,
+                b"ONBUILD" => Keyword::Onbuild,
+                b"RUN" => Keyword::Run,
+                b"SHELL" => Keyword::Shell,
+                b"STOPSIGNAL" => Keyword::Stopsignal,
+                b"USER" => Keyword::User,
+                b"VOLUME" => Keyword::Volume,
+                b"WORKDIR" => Keyword::Workdir,
+                _ => return None,
+            });
         }
         let l = crate::go::lower(name);
         Keyword::ALL
@@ -224,4 +249,25 @@ pub struct Dockerfile {
     pub escape: char,
     /// The instructions, in order.
     pub instructions: Vec<Instruction>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keyword;
+
+    #[test]
+    fn keyword_lookup() {
+        for k in Keyword::ALL {
+            assert_eq!(Keyword::from_name(k.as_str()), Some(k));
+            assert_eq!(Keyword::from_name(&k.as_str().to_lowercase()), Some(k));
+        }
+        assert_eq!(Keyword::from_name("rUn"), Some(Keyword::Run));
+        assert_eq!(Keyword::from_name("RUNN"), None);
+        assert_eq!(Keyword::from_name("HEALTHCHECKS"), None);
+        assert_eq!(Keyword::from_name(""), None);
+        assert_eq!(
+            Keyword::from_name("ENTRYPO\u{130}NT"),
+            Some(Keyword::Entrypoint)
+        );
+    }
 }

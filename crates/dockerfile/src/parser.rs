@@ -58,11 +58,11 @@ impl<'a> LineIndex<'a> {
     fn col(&self, line_start: usize, at: usize) -> usize {
         let at = at.min(self.src.len());
         let ls = line_start.min(at);
-        self.src[ls..at]
-            .iter()
-            .filter(|&&b| b & 0xc0 != 0x80)
-            .count()
-            + 1
+        let prefix = &self.src[ls..at];
+        if prefix.is_ascii() {
+            return prefix.len() + 1;
+        }
+        prefix.iter().filter(|&&b| b & 0xc0 != 0x80).count() + 1
     }
 
     /// A span whose line is known (the fast path).
