@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile.
+    Build(commands::build::BuildArgs),
     /// Load images from a docker-archive or OCI archive.
     Load(image::LoadArgs),
     /// Save images to a docker-archive (default) or OCI archive.
@@ -73,6 +75,7 @@ enum SystemCommand {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let s = &cli.store;
     match cli.command {
+        Command::Build(a) => commands::build::run(s, a),
         Command::Load(a) => image::load(s, a),
         Command::Save(a) => image::save(s, a),
         Command::Import(a) => image::import_cmd(s, a),

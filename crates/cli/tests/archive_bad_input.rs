@@ -86,7 +86,9 @@ fn refuses_bad_archives() {
     let mut e = good.clone();
     for (n, b) in &mut e {
         if *n == config_name {
-            let s = String::from_utf8(b.clone()).unwrap().replace("\"sh\"", "\"ls\"");
+            let s = String::from_utf8(b.clone())
+                .unwrap()
+                .replace("\"sh\"", "\"ls\"");
             *b = s.into_bytes();
         }
     }
@@ -100,7 +102,11 @@ fn refuses_bad_archives() {
     refused(&t("dup.tar"), "duplicate entry");
 
     // A missing layer.
-    let e: Vec<_> = good.iter().filter(|(n, _)| *n != layer_name).cloned().collect();
+    let e: Vec<_> = good
+        .iter()
+        .filter(|(n, _)| *n != layer_name)
+        .cloned()
+        .collect();
     write(&t("missing.tar"), &e);
     refused(&t("missing.tar"), "missing from the archive");
 
@@ -140,7 +146,10 @@ fn refuses_bad_archives() {
     }
 
     // Neither format.
-    write(&t("neither.tar"), &[("hello.txt".to_owned(), b"hi".to_vec())]);
+    write(
+        &t("neither.tar"),
+        &[("hello.txt".to_owned(), b"hi".to_vec())],
+    );
     refused(&t("neither.tar"), "neither manifest.json");
 
     // Not a tar at all, and empty input.

@@ -41,7 +41,10 @@ fn big_archive(dir: &Path) -> PathBuf {
         .arg("big:1")
         .args(["--compression", "uncompressed"]));
     let archive = dir.join("big.tar");
-    ok(berth(scratch.path()).args(["save", "-o"]).arg(&archive).arg("big:1"));
+    ok(berth(scratch.path())
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg("big:1"));
     archive
 }
 
@@ -64,7 +67,11 @@ fn kill_after(root: &Path, args: &[&str], extra: Option<&Path>, delay: Duration)
     if let Some(p) = extra {
         cmd.arg(p);
     }
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(delay);
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
@@ -93,14 +100,26 @@ fn kill_9_during_load_import_and_prune_leaves_a_working_store() {
         ok(berth(root).arg("load").arg("-i").arg(&archive));
         ok(berth(root).args(["tag", "big:1", "big:2"]));
         ok(berth(root).args(["rmi", "big:2"]));
-        kill_after(root, &["image", "prune", "-a", "-f"], None, Duration::from_millis(ms));
+        kill_after(
+            root,
+            &["image", "prune", "-a", "-f"],
+            None,
+            Duration::from_millis(ms),
+        );
         // A killed prune may have removed whole images (that is its job) but
         // never leaves a half-deleted one behind a name.
         let out = berth(root).args(["system", "check"]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         ok(berth(root).args(["images"]));
         if !ok(berth(root).args(["images"])).contains("busybox") {
-            ok(berth(root).arg("import").arg(busybox_tarball()).arg("busybox:latest"));
+            ok(berth(root)
+                .arg("import")
+                .arg(busybox_tarball())
+                .arg("busybox:latest"));
         }
         if !ok(berth(root).args(["images"])).contains("big") {
             ok(berth(root).arg("load").arg("-i").arg(&archive));
@@ -109,7 +128,10 @@ fn kill_9_during_load_import_and_prune_leaves_a_working_store() {
     // Leftovers of killed writers are reclaimed by the next prune.
     ok(berth(root).args(["image", "prune", "-f"]));
     assert!(
-        std::fs::read_dir(root.join("ingest")).unwrap().next().is_none(),
+        std::fs::read_dir(root.join("ingest"))
+            .unwrap()
+            .next()
+            .is_none(),
         "prune removes stale ingest files"
     );
     assert_consistent(root);
@@ -122,7 +144,10 @@ fn concurrent_loads_and_prunes_lose_nothing_tagged() {
     let small = tmp.path().join("small.tar");
     {
         let s = store_with_busybox();
-        ok(berth(s.path()).args(["save", "-o"]).arg(&small).arg("busybox"));
+        ok(berth(s.path())
+            .args(["save", "-o"])
+            .arg(&small)
+            .arg("busybox"));
     }
     let store = tempfile::tempdir().unwrap();
     let root = store.path().to_owned();
@@ -153,9 +178,16 @@ fn concurrent_loads_and_prunes_lose_nothing_tagged() {
     let check = ok(berth(&root).args(["system", "check"]));
     assert!(check.contains("store OK"), "{check}");
     let images = ok(berth(&root).args(["images"]));
-    assert!(images.contains("big") && images.contains("busybox"), "{images}");
+    assert!(
+        images.contains("big") && images.contains("busybox"),
+        "{images}"
+    );
     // Every tagged image can still be saved in full.
     let out = tmp.path().join("again.tar");
-    ok(berth(&root).args(["save", "-o"]).arg(&out).arg("big:1").arg("busybox"));
+    ok(berth(&root)
+        .args(["save", "-o"])
+        .arg(&out)
+        .arg("big:1")
+        .arg("busybox"));
     let _ = Command::new("true").status();
 }

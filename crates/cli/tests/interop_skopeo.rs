@@ -35,10 +35,22 @@ fn skopeo_reads_berth_archives_and_store() {
     let ours = json(&ok(berth(root).args(["inspect", "busybox"])));
     let diff_id = ours[0]["RootFS"]["Layers"][0].as_str().unwrap();
 
-    let d = json(&skopeo(&["inspect", &format!("docker-archive:{}", docker.display())]));
-    assert_eq!(d["Layers"][0], diff_id, "docker-archive layers are uncompressed");
-    assert_eq!(d["Env"][0].as_str().is_some(), ours[0]["Config"]["Env"].is_array());
-    let o = json(&skopeo(&["inspect", &format!("oci-archive:{}", oci.display())]));
+    let d = json(&skopeo(&[
+        "inspect",
+        &format!("docker-archive:{}", docker.display()),
+    ]));
+    assert_eq!(
+        d["Layers"][0], diff_id,
+        "docker-archive layers are uncompressed"
+    );
+    assert_eq!(
+        d["Env"][0].as_str().is_some(),
+        ours[0]["Config"]["Env"].is_array()
+    );
+    let o = json(&skopeo(&[
+        "inspect",
+        &format!("oci-archive:{}", oci.display()),
+    ]));
     assert_eq!(
         o["Digest"], ours[0]["Descriptor"]["digest"],
         "the OCI archive carries our manifest unchanged"
@@ -75,8 +87,18 @@ fn berth_loads_skopeo_archives_keeping_digests() {
     let src = format!("oci:{}:docker.io/library/busybox:latest", root.display());
     let docker = tmp.path().join("sk-docker.tar");
     let oci = tmp.path().join("sk-oci.tar");
-    skopeo(&["copy", "-q", &src, &format!("docker-archive:{}:sk/app:v1", docker.display())]);
-    skopeo(&["copy", "-q", &src, &format!("oci-archive:{}:sk/app:v2", oci.display())]);
+    skopeo(&[
+        "copy",
+        "-q",
+        &src,
+        &format!("docker-archive:{}:sk/app:v1", docker.display()),
+    ]);
+    skopeo(&[
+        "copy",
+        "-q",
+        &src,
+        &format!("oci-archive:{}:sk/app:v2", oci.display()),
+    ]);
     // A gzip-compressed layer, re-compressed by skopeo into an OCI layout, then tarred.
     let fresh = tempfile::tempdir().unwrap();
     let out = ok(berth(fresh.path()).arg("load").arg("-i").arg(&docker));
@@ -91,7 +113,10 @@ fn berth_loads_skopeo_archives_keeping_digests() {
     assert_eq!(v2[0]["Id"], orig[0]["Id"]);
     assert_eq!(v1[0]["RootFS"], orig[0]["RootFS"]);
     // The OCI archive's manifest digest is kept exactly (never re-serialised).
-    assert_eq!(v2[0]["Descriptor"]["digest"], orig[0]["Descriptor"]["digest"]);
+    assert_eq!(
+        v2[0]["Descriptor"]["digest"],
+        orig[0]["Descriptor"]["digest"]
+    );
     // The docker-archive's layer tar is stored byte-exact (its digest is the diffID).
     let m_digest = v1[0]["Manifest"]["Digest"].as_str().unwrap();
     let m = json(

@@ -8,14 +8,13 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Write};
 
-use berth_content::{ContentStore, Expected, Ingest};
 use berth_oci::media_type::{self, Compression};
 use berth_oci::{
-    Descriptor, Digest, Digester, History, ImageConfig, ImageManifest, Platform, Reference, RootFs,
-    RunConfig,
+    Descriptor, Digest, History, ImageConfig, ImageManifest, Platform, Reference, RootFs, RunConfig,
 };
 
 use crate::archive::{decompress, sniff};
+use crate::layer_writer::LayerWriter;
 use crate::store::ImageStore;
 use crate::{Error, Result};
 
@@ -68,48 +67,6 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
     }
 }
 
-/// Feeds the uncompressed stream to the diffID hasher and the encoder.
-struct LayerSink {
-    diff: Digester,
-    encoder: Encoder,
-}
-
-enum Encoder {
-    None(Box<dyn Ingest>),
-    Gzip(flate2::write::GzEncoder<Box<dyn Ingest>>),
-    Zstd(zstd::stream::write::Encoder<'static, Box<dyn Ingest>>),
-}
-
-impl Write for LayerSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.diff.update(buf);
-        match &mut self.encoder {
-            Encoder::None(w) => w.write_all(buf),
-            Encoder::Gzip(w) => w.write_all(buf),
-            Encoder::Zstd(w) => w.write_all(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Encoder {
-    fn finish(self) -> io::Result<Box<dyn Ingest>> {
-        match self {
-            Encoder::None(w) => Ok(w),
-            Encoder::Gzip(w) => w.finish(),
-            Encoder::Zstd(w) => w.finish(),
-        }
-    }
-}
-
 /// Checks one tar entry name: relative to the root, no `..`.
 fn check_entry_path(raw: &[u8]) -> Result<()> {
     let s = String::from_utf8_lossy(raw);
@@ -119,6 +76,17 @@ fn check_entry_path(raw: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A Unix timestamp in RFC 3339 (UTC).
+pub fn format_unix(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// The current time (or `SOURCE_DATE_EPOCH`) in RFC 3339.
@@ -146,24 +114,9 @@ pub fn import<R: Read>(
     }
     let plain = decompress(input, compression).map_err(|e| Error::io("read", "<tarball>", e))?;
     let guard = store.write_guard()?;
-    let ingest = store.content().ingest(berth_oci::Algorithm::Sha256)?;
-    let encoder = match opts.compression {
-        Compression::None => Encoder::None(ingest),
-        Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-            ingest,
-            flate2::Compression::default(),
-        )),
-        Compression::Zstd => Encoder::Zstd(
-            zstd::stream::write::Encoder::new(ingest, 3)
-                .map_err(|e| Error::io("compress", "<layer>", e))?,
-        ),
-    };
     let mut tee = Tee {
         reader: plain,
-        writer: LayerSink {
-            diff: berth_oci::Algorithm::Sha256.digester(),
-            encoder,
-        },
+        writer: LayerWriter::new(store, opts.compression)?,
     };
     {
         let bad = |e: io::Error| Error::Tarball(format!("not a valid tar archive: {e}"));
@@ -181,15 +134,8 @@ pub fn import<R: Read>(
     // The tar parser stops at the end-of-archive marker; keep the rest so
     // the layer is byte-identical to the input.
     io::copy(&mut tee, &mut io::sink()).map_err(|e| Error::io("read", "<tarball>", e))?;
-    let LayerSink { diff, encoder } = tee.writer;
-    let uncompressed = diff.len();
-    let diff_id = diff.finish();
-    let ingest = encoder
-        .finish()
-        .map_err(|e| Error::io("compress", "<layer>", e))?;
-    let layer_size = ingest.size();
-    let layer = ingest.commit(Expected::default())?;
-    store.record_uncompressed_size(&layer.digest, uncompressed);
+    let written = tee.writer.finish()?;
+    let diff_id = written.diff_id.clone();
 
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let created = opts.created.clone().unwrap_or_else(now_rfc3339);
@@ -224,11 +170,7 @@ pub fn import<R: Read>(
             config_digest.clone(),
             config_bytes.len() as u64,
         ),
-        layers: vec![Descriptor::new(
-            opts.compression.oci_layer_media_type(),
-            layer.digest,
-            layer_size,
-        )],
+        layers: vec![written.descriptor],
         subject: None,
         annotations: BTreeMap::new(),
     };

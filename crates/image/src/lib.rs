@@ -27,6 +27,7 @@ pub mod archive;
 mod error;
 pub mod import;
 pub mod inspect;
+pub mod layer_writer;
 mod lock;
 pub mod store;
 

@@ -1,5 +1,6 @@
 //! One module per subcommand group; each is a short file calling library entry points.
 
+pub mod build;
 pub mod changes;
 pub mod dive;
 pub mod dockerfile;

@@ -1,0 +1,402 @@
+//! The build context: the files COPY may read, and their content digests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use berth_dockerignore::{EntryKind, IgnoreMatcher};
+use berth_oci::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// What the hash cache remembers about a file. Any difference in these
+/// fields means the file must be hashed again; ctime catches content edits
+/// that restore mtime and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedHash {
+    stamp: Stamp,
+    digest: String,
+}
+
+/// A build context directory with its `.dockerignore` applied.
+#[derive(Debug)]
+pub struct Context {
+    root: PathBuf,
+    /// Included entries by relative path.
+    entries: BTreeMap<String, EntryKind>,
+    cache_file: Option<PathBuf>,
+    cache: HashMap<String, CachedHash>,
+    dirty: bool,
+}
+
+fn stamp(md: &fs::Metadata) -> Stamp {
+    Stamp {
+        dev: md.dev(),
+        ino: md.ino(),
+        size: md.len(),
+        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+        ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+    }
+}
+
+/// Matches one path component against a Go `filepath.Match` pattern.
+fn component_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let (mut star_p, mut star_n) = (usize::MAX, 0);
+    while n < name.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star_p = p;
+                    star_n = n;
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((true, len)) = class_match(&pattern[p..], name[n]) {
+                        p += len;
+                        n += 1;
+                        continue;
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() && pattern[p + 1] == name[n] => {
+                    p += 2;
+                    n += 1;
+                    continue;
+                }
+                c if c == name[n] => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if star_p != usize::MAX {
+            p = star_p + 1;
+            star_n += 1;
+            n = star_n;
+            continue;
+        }
+        return false;
+    }
+    while p < pattern.len() && pattern[p] == b'*' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+/// `[...]` class: returns (matched, pattern length) or None if malformed.
+fn class_match(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negate = pattern.get(1) == Some(&b'^') || pattern.get(1) == Some(&b'!');
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < pattern.len() {
+        if pattern[i] == b']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        let lo = pattern[i];
+        if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
+            if lo <= c && c <= pattern[i + 2] {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if lo == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Matches one path component against a Go `filepath.Match` pattern.
+pub fn glob_component(pattern: &str, name: &str) -> bool {
+    component_match(pattern.as_bytes(), name.as_bytes())
+}
+
+fn has_magic(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Cleans a COPY source into context-relative components; refuses escapes.
+pub fn clean_source(src: &str) -> Result<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for part in src.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.pop().is_none() {
+                    return Err(Error::Context(format!(
+                        "{src:?} is outside the build context (forbidden path)"
+                    )));
+                }
+            }
+            p => out.push(p),
+        }
+    }
+    Ok(out.join("/"))
+}
+
+impl Context {
+    /// Reads the context at `root` with `.dockerignore` (or
+    /// `<Dockerfile>.dockerignore`) applied. `cache_file` persists file
+    /// hashes between builds.
+    pub fn load(
+        root: &Path,
+        dockerfile: Option<&Path>,
+        cache_file: Option<PathBuf>,
+    ) -> Result<Context> {
+        let matcher = match berth_dockerignore::find_ignore_file(root, dockerfile) {
+            Some(p) => {
+                let text = fs::read_to_string(&p).map_err(|e| Error::io("read", &p, e))?;
+                IgnoreMatcher::parse(&text)
+                    .map_err(|e| Error::Context(format!("{}: {e}", p.display())))?
+            }
+            None => IgnoreMatcher::parse("").map_err(|e| Error::Context(e.to_string()))?,
+        };
+        let walked = berth_dockerignore::walk_context(root, &matcher)
+            .map_err(|e| Error::Context(e.to_string()))?;
+        let entries = walked.into_iter().map(|e| (e.path, e.kind)).collect();
+        let cache = cache_file
+            .as_ref()
+            .and_then(|f| fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(Context {
+            root: root.to_owned(),
+            entries,
+            cache_file,
+            cache,
+            dirty: false,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves COPY sources (with wildcards) to matched context paths.
+    /// `""` stands for the context root.
+    pub fn resolve(&self, sources: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for src in sources {
+            let clean = clean_source(src)?;
+            if clean.is_empty() {
+                out.push(String::new());
+                continue;
+            }
+            if !has_magic(&clean) {
+                if !self.entries.contains_key(&clean) {
+                    return Err(Error::Context(format!(
+                        "{src:?} not found in the build context"
+                    )));
+                }
+                out.push(clean);
+                continue;
+            }
+            let pat: Vec<&str> = clean.split('/').collect();
+            let hits: Vec<String> = self
+                .entries
+                .keys()
+                .filter(|p| {
+                    let comps: Vec<&str> = p.split('/').collect();
+                    comps.len() == pat.len()
+                        && comps
+                            .iter()
+                            .zip(&pat)
+                            .all(|(c, q)| component_match(q.as_bytes(), c.as_bytes()))
+                })
+                .cloned()
+                .collect();
+            if hits.is_empty() {
+                return Err(Error::Context(format!(
+                    "no build context files match {src:?}"
+                )));
+            }
+            out.extend(hits);
+        }
+        Ok(out)
+    }
+
+    pub fn kind(&self, rel: &str) -> Option<EntryKind> {
+        if rel.is_empty() {
+            return Some(EntryKind::Dir);
+        }
+        self.entries.get(rel).copied()
+    }
+
+    /// Included entries at or below `rel`, in sorted order.
+    pub fn below<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = (&'a String, EntryKind)> + 'a {
+        self.entries
+            .iter()
+            .filter(move |(p, _)| {
+                rel.is_empty()
+                    || *p == rel
+                    || (p.starts_with(rel) && p.as_bytes().get(rel.len()) == Some(&b'/'))
+            })
+            .map(|(p, k)| (p, *k))
+    }
+
+    fn hash_file(&self, rel: &str) -> Result<(Stamp, String)> {
+        let path = self.root.join(rel);
+        let md = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        let st = stamp(&md);
+        if let Some(c) = self.cache.get(rel)
+            && c.stamp == st
+        {
+            return Ok((st, c.digest.clone()));
+        }
+        let mut f = fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let mut d = berth_oci::Algorithm::Sha256.digester();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io("read", &path, e))?;
+            if n == 0 {
+                break;
+            }
+            d.update(&buf[..n]);
+        }
+        Ok((st, d.finish().to_string()))
+    }
+
+    /// The content digest of everything at or below the matched paths: names
+    /// relative to each match, types, permission bits, file contents and
+    /// symlink targets. Owners and mtimes are deliberately left out (COPY
+    /// resets owners; a `touch` must not invalidate the cache).
+    pub fn digest(&mut self, matched: &[String]) -> Result<Digest> {
+        let mut files: Vec<String> = Vec::new();
+        for m in matched {
+            for (p, k) in self.below(m) {
+                if k == EntryKind::File {
+                    files.push(p.clone());
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        // Hash in parallel; the cache makes unchanged files free.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let chunk = files.len().div_ceil(threads).max(1);
+        let this = &*self;
+        let results: Vec<Result<Vec<(String, Stamp, String)>>> = std::thread::scope(|s| {
+            let hs: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|p| this.hash_file(p).map(|(st, d)| (p.clone(), st, d)))
+                            .collect()
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("hash thread"))
+                .collect()
+        });
+        let mut hashes = HashMap::new();
+        for r in results {
+            for (p, st, d) in r? {
+                if self.cache.get(&p).is_none_or(|c| c.stamp != st) {
+                    self.dirty = true;
+                    self.cache.insert(
+                        p.clone(),
+                        CachedHash {
+                            stamp: st,
+                            digest: d.clone(),
+                        },
+                    );
+                }
+                hashes.insert(p, d);
+            }
+        }
+        let mut h = berth_oci::Algorithm::Sha256.digester();
+        for m in matched {
+            h.update(format!("match {m}\n").as_bytes());
+            for (p, k) in self.below(m) {
+                let path = self.root.join(p);
+                let md = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+                let rel = &p[m.len()..];
+                let line = match k {
+                    EntryKind::File => {
+                        format!("f {rel} {:o} {}\n", md.mode() & 0o7777, hashes[p.as_str()])
+                    }
+                    EntryKind::Dir => format!("d {rel} {:o}\n", md.mode() & 0o7777),
+                    EntryKind::Symlink => format!(
+                        "l {rel} {}\n",
+                        fs::read_link(&path)
+                            .map_err(|e| Error::io("readlink", &path, e))?
+                            .display()
+                    ),
+                    EntryKind::Other => format!("o {rel}\n"),
+                };
+                h.update(line.as_bytes());
+            }
+        }
+        Ok(h.finish())
+    }
+
+    /// Persists the hash cache (best effort: it is only a cache).
+    pub fn save_cache(&self) {
+        if let (true, Some(f)) = (self.dirty, &self.cache_file)
+            && let Some(dir) = f.parent()
+            && fs::create_dir_all(dir).is_ok()
+            && let Ok(bytes) = serde_json::to_vec(&self.cache)
+        {
+            let tmp = f.with_extension(format!("tmp-{}", std::process::id()));
+            if fs::write(&tmp, bytes).is_ok() {
+                let _ = fs::rename(&tmp, f);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_match_rules() {
+        for (p, n, want) in [
+            ("*.txt", "a.txt", true),
+            ("*.txt", "a.txz", false),
+            ("a?c", "abc", true),
+            ("[a-c]x", "bx", true),
+            ("[^a-c]x", "bx", false),
+            ("*", "", true),
+            ("a*b*c", "axxbyyc", true),
+            ("\\*", "*", true),
+        ] {
+            assert_eq!(
+                component_match(p.as_bytes(), n.as_bytes()),
+                want,
+                "{p} vs {n}"
+            );
+        }
+        assert!(clean_source("../x").is_err());
+        assert_eq!(clean_source("./a/../b").unwrap(), "b");
+    }
+}

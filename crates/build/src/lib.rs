@@ -1,0 +1,64 @@
+//! `berth build`: Dockerfile → image, with a content-addressed step cache.
+//!
+//! Three parts, in BuildKit's spirit:
+//! - [`plan`] (the frontend) turns a parsed Dockerfile, build arguments and a
+//!   target into a [`plan::Plan`]: a pure value with every word expanded and
+//!   only the stages the target needs;
+//! - [`context`] reads the build context (honouring `.dockerignore`) and
+//!   hashes exactly the files a step reads, with a hash cache validated by
+//!   inode, size, mtime *and* ctime, so a content change is never missed and
+//!   a `touch` never invalidates;
+//! - [`exec`] performs a plan against the local store: every layer-producing
+//!   step has a cache key = digest(parent key ‖ op definition ‖ content digest
+//!   of its inputs) and reuses the recorded layer on a hit.
+//!
+//! What it deliberately does not do yet: execute `RUN` (that needs the
+//! sandbox crate; the plan reports it as unsupported with its line), `ADD`
+//! from URLs or git, symbolic `--chmod`, and running independent stages in
+//! parallel.
+
+pub mod context;
+pub mod exec;
+pub mod plan;
+
+use std::path::PathBuf;
+
+/// Errors from planning or executing a build.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Dockerfile:{line}: {message}")]
+    Dockerfile { line: usize, message: String },
+    #[error("Dockerfile:{line}: {what} is not supported yet")]
+    Unsupported { line: usize, what: String },
+    #[error("target stage {0:?} not found")]
+    UnknownTarget(String),
+    #[error("Dockerfile:{line}: {message}")]
+    Copy { line: usize, message: String },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+    #[error(transparent)]
+    Content(#[from] berth_content::Error),
+    #[error(transparent)]
+    Layer(#[from] berth_layer::Error),
+    #[error("build context: {0}")]
+    Context(String),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,262 @@
+//! `berth build`: Dockerfile → image in the local store (and optional archive outputs).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use berth_build::context::Context;
+use berth_build::exec::{Event, ExecOptions, Executor};
+use berth_build::plan::{self, PlanOptions};
+use berth_image::archive::{self, SaveFormat};
+use berth_oci::Reference;
+use berth_oci::media_type::Compression;
+use clap::Args;
+
+use super::util::StoreArgs;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build context directory, or - to read a Dockerfile from stdin (no context).
+    context: String,
+    /// Name the image (repeatable).
+    #[arg(short, long = "tag", value_name = "NAME")]
+    tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Build this stage instead of the last one.
+    #[arg(long)]
+    target: Option<String>,
+    /// Set a build argument (KEY=VALUE, or KEY to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    build_args: Vec<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Do not use the cache for these stages.
+    #[arg(long, value_name = "STAGE")]
+    no_cache_filter: Vec<String>,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Write build metadata (image digest, config digest) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// Also export: type=docker,dest=FILE or type=oci,dest=FILE.
+    #[arg(short, long, value_name = "SPEC")]
+    output: Vec<String>,
+    /// Layer compression.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
+    compression: String,
+    /// Progress output: auto, plain, tty or rawjson.
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Print only the image id.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn parse_output(spec: &str) -> anyhow::Result<(SaveFormat, PathBuf)> {
+    let mut kind = None;
+    let mut dest = None;
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("type", t)) => kind = Some(t.to_owned()),
+            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
+            _ => bail!("invalid --output {spec:?}: expected type=docker|oci,dest=FILE"),
+        }
+    }
+    let format = match kind.as_deref() {
+        Some("docker") => SaveFormat::Docker,
+        Some("oci") => SaveFormat::Oci,
+        Some(other) => bail!("--output type={other} is not supported yet (docker, oci)"),
+        None => bail!("--output {spec:?} needs type="),
+    };
+    Ok((
+        format,
+        dest.with_context(|| format!("--output {spec:?} needs dest=FILE"))?,
+    ))
+}
+
+pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let store = store.open()?;
+    let (context_dir, dockerfile_text, dockerfile_path) = if args.context == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the Dockerfile from stdin")?;
+        let empty = tempfile::tempdir()?;
+        (empty.keep(), s, PathBuf::from("Dockerfile"))
+    } else {
+        let dir = PathBuf::from(&args.context);
+        let file = args.file.clone().unwrap_or_else(|| dir.join("Dockerfile"));
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        (dir, text, file)
+    };
+    let (df, diags) = berth_dockerfile::parse(&dockerfile_text);
+    let name = dockerfile_path.display().to_string();
+    let mut failed = false;
+    for d in &diags {
+        eprintln!("{}", d.render(&name, &dockerfile_text));
+        failed |= d.severity == berth_dockerfile::Severity::Error;
+    }
+    if failed {
+        bail!("the Dockerfile has syntax errors");
+    }
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_owned(), v.to_owned()),
+            None => match std::env::var(a) {
+                Ok(v) => build_args.insert(a.clone(), v),
+                Err(_) => continue,
+            },
+        };
+    }
+    let source_date_epoch = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .map(|s| {
+            s.parse::<i64>()
+                .context("SOURCE_DATE_EPOCH must be an integer")
+        })
+        .transpose()?;
+    let names: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t))
+        .collect::<Result<_, _>>()?;
+    let outputs: Vec<(SaveFormat, PathBuf)> = args
+        .output
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<anyhow::Result<_>>()?;
+    let opts = PlanOptions {
+        build_args,
+        target: args.target.clone(),
+        platform: None,
+    };
+    let lookup_store = store.clone();
+    let plan = plan::plan(&df, &opts, &|r| {
+        match lookup_store
+            .find(r)
+            .and_then(|rec| lookup_store.resolve(&rec, None))
+        {
+            Ok(img) => Ok(img.config.config.and_then(|c| c.env).unwrap_or_default()),
+            // A missing base is reported by the executor with its line.
+            Err(_) => Ok(Vec::new()),
+        }
+    })?;
+    let hash_cache = store.root().join("meta").join(format!(
+        "context-{}.json",
+        berth_oci::Digest::sha256_of(
+            std::fs::canonicalize(&context_dir)
+                .unwrap_or(context_dir.clone())
+                .as_os_str()
+                .as_encoded_bytes()
+        )
+        .hex()
+    ));
+    let mut ctx = Context::load(
+        &context_dir,
+        Some(Path::new(&dockerfile_path)),
+        Some(hash_cache),
+    )?;
+    let mode = match args.progress.as_str() {
+        "auto" | "tty" => "plain",
+        "plain" => "plain",
+        "rawjson" => "rawjson",
+        other => bail!("unknown --progress {other:?} (auto, plain, tty, rawjson)"),
+    };
+    let quiet = args.quiet;
+    let _tty = std::io::stderr().is_terminal();
+    let mut texts: BTreeMap<usize, String> = BTreeMap::new();
+    let mut progress = |e: Event| {
+        if quiet {
+            return;
+        }
+        if mode == "rawjson" {
+            eprintln!("{}", serde_json::to_string(&e).unwrap_or_default());
+            return;
+        }
+        match e {
+            Event::Step {
+                id,
+                stage,
+                index,
+                total,
+                text,
+            } => {
+                eprintln!("#{id} [{stage} {index}/{total}] {text}");
+                texts.insert(id, text);
+            }
+            Event::Cached { id } => eprintln!("#{id} CACHED"),
+            Event::Done { id, seconds } => eprintln!("#{id} DONE {seconds:.3}s"),
+        }
+    };
+    let exec_opts = ExecOptions {
+        compression: match args.compression.as_str() {
+            "zstd" => Compression::Zstd,
+            "uncompressed" => Compression::None,
+            _ => Compression::Gzip,
+        },
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        source_date_epoch,
+    };
+    let mut exec = Executor::new(&store, exec_opts, &mut progress)?;
+    let built = exec.build(&plan, &mut ctx)?;
+    exec.tag(&built, &names)?;
+    drop(exec);
+    let id = built.config_digest.to_string();
+    if !quiet {
+        eprintln!("#0 writing image {id}");
+        for n in &names {
+            eprintln!("#0 naming to {n}");
+        }
+        let all = built.cacheable_steps > 0 && built.cached_steps == built.cacheable_steps;
+        eprintln!(
+            "built in {:.3}s ({} of {} layer steps cached{})",
+            started.elapsed().as_secs_f64(),
+            built.cached_steps,
+            built.cacheable_steps,
+            if all { ", fully cached" } else { "" }
+        );
+    }
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if let Some(f) = &args.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.digest": built.manifest.digest.to_string(),
+            "containerimage.config.digest": id,
+            "image.name": names.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
+        });
+        std::fs::write(f, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("writing {}", f.display()))?;
+    }
+    if !outputs.is_empty() {
+        let rec = store.find(&built.manifest.digest.to_string())?;
+        let img = store.resolve(&rec, None)?;
+        for (format, dest) in outputs {
+            let file = std::fs::File::create(&dest)
+                .with_context(|| format!("creating {}", dest.display()))?;
+            let w = archive::save(
+                &store,
+                &[(img.clone(), names.clone())],
+                format,
+                std::io::BufWriter::new(file),
+            )?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+    }
+    if quiet {
+        println!("{id}");
+    }
+    Ok(0)
+}
