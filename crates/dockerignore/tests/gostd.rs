@@ -2,9 +2,8 @@
 //! `filepath.Clean`, the `filepath.Match` syntax check) against Go's own
 //! standard library, over generated inputs.
 //!
-//! Needs a Go toolchain, so it is `#[ignore]`d in the default run:
-//! `cargo test -p berth-dockerignore --test gostd -- --ignored`
-//! (Debian: `apt-get install golang-go`). It fails, not skips, without `go`.
+//! Needs a Go toolchain (Debian: `golang-go`, installed by
+//! `scripts/install-test-deps.sh`). It fails, not skips, without `go`.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::PathBuf;
@@ -122,7 +121,6 @@ fn gen_text(rng: &mut Rng) -> String {
 }
 
 #[test]
-#[ignore = "needs a Go toolchain; run with --ignored"]
 fn regexp_matches_go() {
     let mut rng = Rng(0x51ab_1e5e_ed00_0001);
     let mut requests = Vec::new();
@@ -170,7 +168,6 @@ fn regexp_matches_go() {
 }
 
 #[test]
-#[ignore = "needs a Go toolchain; run with --ignored"]
 fn clean_and_match_syntax_match_go() {
     let mut rng = Rng(0xc1ea_4000_0000_0002);
     let atoms = [

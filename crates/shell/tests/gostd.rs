@@ -4,9 +4,8 @@
 //! leftmost-first regexp matching behind `${V#p}`, `${V##p}`, `${V/p/r}` and
 //! `${V//p/r}` (driven end to end through the lexer).
 //!
-//! Needs a Go toolchain, so it is `#[ignore]`d in the default run:
-//! `cargo test -p berth-shell --test gostd -- --ignored`
-//! (Debian: `apt-get install golang-go`). It fails, not skips, without `go`.
+//! Needs a Go toolchain (Debian: `golang-go`, installed by
+//! `scripts/install-test-deps.sh`). It fails, not skips, without `go`.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::PathBuf;
@@ -57,7 +56,6 @@ fn ask_go(requests: &[Value]) -> Vec<Value> {
 }
 
 #[test]
-#[ignore = "needs a Go toolchain; run with --ignored"]
 fn quote_matches_strconv() {
     let mut rng = Rng(0x9007_e000_0000_0001);
     let atoms = [
@@ -102,7 +100,6 @@ fn quote_matches_strconv() {
 }
 
 #[test]
-#[ignore = "needs a Go toolchain; run with --ignored"]
 fn unicode_classes_match_go() {
     let answers = ask_go(&[json!({"op": "categories"})]);
     let ranges = answers[0]["ranges"].as_array().unwrap();
@@ -168,7 +165,6 @@ fn gen_tokens(rng: &mut Rng) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs a Go toolchain; run with --ignored"]
 fn pattern_operators_match_go_regexp() {
     let mut rng = Rng(0x7a77_e440_0000_0003);
     let values = ["a", "b", "x", "é", ".", "*", "?", "\\", "\n", " ", "-", "["];
