@@ -75,8 +75,8 @@ pub struct Built {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct CacheRecord {
-    layer: Option<Descriptor>,
+pub(crate) struct CacheRecord {
+    pub(crate) layer: Option<Descriptor>,
     diff_id: Option<Digest>,
     /// When the step first ran: reused on hits so that a fully cached
     /// rebuild yields the same config, hence the same image id.

@@ -19,7 +19,10 @@
 
 pub mod context;
 pub mod exec;
+mod gc_roots;
 pub mod plan;
+
+pub use gc_roots::BuildCacheRoots;
 
 use std::path::PathBuf;
 

@@ -32,4 +32,4 @@ mod lock;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use store::{CheckReport, GcReport, ImageRecord, ImageStore, Resolved, WriteGuard};
+pub use store::{CheckReport, GcReport, GcRoots, ImageRecord, ImageStore, Resolved, WriteGuard};

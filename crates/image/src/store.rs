@@ -62,6 +62,21 @@ impl Resolved {
     }
 }
 
+/// Another part of berth that keeps blobs of the shared content store alive
+/// without an image in `index.json`: the registry server's repositories, the
+/// build cache. [`ImageStore::gc_with`] asks every source for its roots
+/// *after* taking the exclusive GC lock, so no root can appear in between.
+pub trait GcRoots {
+    /// A short name for error messages ("registry", "build cache").
+    fn name(&self) -> &str;
+    /// Digests to keep. A root that is a manifest or an index keeps its
+    /// children too.
+    fn roots(
+        &self,
+        store_root: &Path,
+    ) -> std::result::Result<Vec<Digest>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
 /// What [`ImageStore::gc`] did (or would do, in a dry run).
 #[derive(Debug, Default, Clone)]
 pub struct GcReport {
@@ -473,14 +488,17 @@ impl ImageStore {
     }
 
     /// Deletes every blob that no image references, and leftover ingests.
-    /// Waits for running writers to finish first.
+    /// Waits for running writers to finish first. Blobs that other parts of
+    /// berth keep alive are lost: use [`Self::gc_with`] with their roots.
     pub fn gc(&self, dry_run: bool) -> Result<GcReport> {
+        self.gc_with(dry_run, &[])
+    }
+
+    /// Like [`Self::gc`], keeping the roots of `extra` (and what they
+    /// reference) too.
+    pub fn gc_with(&self, dry_run: bool, extra: &[&dyn GcRoots]) -> Result<GcReport> {
         let _gc = FileLock::exclusive(&self.root.join("locks/gc.lock"))?;
-        let index = self.index()?;
-        let mut live = BTreeSet::new();
-        for d in &index.manifests {
-            self.mark(d, &mut live, &mut |_, _, _| {});
-        }
+        let live = self.live_set(extra, &mut |_, _, _| {})?;
         let mut report = GcReport::default();
         for info in self.content.list()? {
             if live.contains(&info.digest) {
@@ -513,21 +531,62 @@ impl ImageStore {
         Ok(report)
     }
 
-    /// Verifies every blob's digest and that every image is complete.
-    pub fn check(&self) -> Result<CheckReport> {
-        let mut report = CheckReport::default();
+    /// Everything reachable from the images and from `extra`'s roots.
+    fn live_set(
+        &self,
+        extra: &[&dyn GcRoots],
+        problem: &mut dyn FnMut(&Digest, String, bool),
+    ) -> Result<BTreeSet<Digest>> {
         let index = self.index()?;
         let mut live = BTreeSet::new();
         for d in &index.manifests {
-            self.mark(d, &mut live, &mut |digest, why, missing| {
-                let entry = (digest.clone(), why);
-                if missing {
-                    report.missing.push(entry);
-                } else {
-                    report.invalid.push(entry);
-                }
-            });
+            self.mark(d, &mut live, problem);
         }
+        for source in extra {
+            let roots = source.roots(&self.root).map_err(|e| {
+                Error::Corrupt(format!("cannot list the {} roots: {e}", source.name()))
+            })?;
+            for digest in roots {
+                // Only a small blob can be a manifest worth following.
+                let small = matches!(self.content.info(&digest), Ok(Some(i)) if i.size <= 4 << 20);
+                let parsed = small
+                    .then(|| self.content.read_all(&digest).ok())
+                    .flatten()
+                    .and_then(|b| ParsedManifest::parse_with(b, None, digest.algorithm()).ok());
+                match parsed {
+                    Some(m) => {
+                        if live.insert(digest) {
+                            for child in m.children() {
+                                self.mark(child, &mut live, &mut |_, _, _| {});
+                            }
+                        }
+                    }
+                    None => {
+                        live.insert(digest);
+                    }
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// Verifies every blob's digest and that every image is complete.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.check_with(&[])
+    }
+
+    /// Like [`Self::check`]; blobs kept by `extra` are not reported as
+    /// unreferenced.
+    pub fn check_with(&self, extra: &[&dyn GcRoots]) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let live = self.live_set(extra, &mut |digest, why, missing| {
+            let entry = (digest.clone(), why);
+            if missing {
+                report.missing.push(entry);
+            } else {
+                report.invalid.push(entry);
+            }
+        })?;
         let blobs = self.content.list()?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let chunk = blobs.len().div_ceil(threads).max(1);

@@ -248,6 +248,11 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport> {
 /// `prune`) must mark these, recursively through the manifests, or it
 /// would delete registry content it cannot see from `index.json`.
 pub fn roots(root: &Path) -> Result<Vec<Digest>> {
+    if !root.join("registry/repos").is_dir() {
+        // No registry ever ran on this store: nothing to keep (and nothing
+        // to create).
+        return Ok(Vec::new());
+    }
     let meta = FsMeta::open(root)?;
     let mut out = BTreeSet::new();
     for repo in meta.repositories()? {
@@ -255,6 +260,24 @@ pub fn roots(root: &Path) -> Result<Vec<Digest>> {
         out.extend(meta.blob_links(&repo)?.into_iter().map(|(d, _)| d));
     }
     Ok(out.into_iter().collect())
+}
+
+/// The registry's repositories as a source of GC roots, for
+/// [`berth_image::ImageStore::gc_with`] (`berth image prune`, `berth rmi`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistryRoots;
+
+impl berth_image::GcRoots for RegistryRoots {
+    fn name(&self) -> &str {
+        "registry"
+    }
+
+    fn roots(
+        &self,
+        store_root: &Path,
+    ) -> std::result::Result<Vec<Digest>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(roots(store_root)?)
+    }
 }
 
 #[cfg(test)]

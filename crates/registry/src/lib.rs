@@ -38,6 +38,6 @@ mod uploads;
 
 pub use config::{AuthMode, Config, GcConfig, Grant};
 pub use error::{ApiError, Error, ErrorCode, Result, error_chain};
-pub use gc::{GcOptions, GcReport, collect, roots};
+pub use gc::{GcOptions, GcReport, RegistryRoots, collect, roots};
 pub use registry::Registry;
 pub use server::{init_logging, run};

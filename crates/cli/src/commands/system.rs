@@ -10,7 +10,7 @@ pub fn df(store: &StoreArgs) -> anyhow::Result<i32> {
     let images = store.images()?;
     let blobs = store.content().list()?;
     let total: u64 = blobs.iter().map(|b| b.size).sum();
-    let report = store.gc(true)?;
+    let report = store.gc_with(true, &super::util::gc_roots())?;
     let dangling = images.iter().filter(|i| i.names.is_empty()).count();
     let rows = vec![
         vec![
@@ -44,7 +44,7 @@ pub struct CheckArgs {
 
 pub fn check(store: &StoreArgs, args: CheckArgs) -> anyhow::Result<i32> {
     let store = store.open()?;
-    let r = store.check()?;
+    let r = store.check_with(&super::util::gc_roots())?;
     if args.json {
         let pairs = |v: &[(berth_oci::Digest, String)]| {
             v.iter()

@@ -24,6 +24,15 @@ impl StoreArgs {
 }
 
 /// Sizes as docker prints them (decimal units, 3 significant digits).
+/// Everything besides images that keeps blobs of the store alive: image GC
+/// (`rmi`, `image prune`, `system df`, `system check`) must respect these.
+pub fn gc_roots() -> [&'static dyn berth_image::GcRoots; 2] {
+    [
+        &berth_registry::RegistryRoots,
+        &berth_build::BuildCacheRoots,
+    ]
+}
+
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut v = bytes as f64;
