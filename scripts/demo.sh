@@ -1,28 +1,51 @@
 #!/usr/bin/env bash
 # berth's main job on an embedded default, on a fresh machine:
-# builds berth, makes a busybox base image from Debian's busybox-static,
-# imports it, lists and inspects it, and saves it as docker and OCI archives
-# that skopeo can read. Uses its own store under $DEMO_DIR (default /tmp/berth-demo).
+#   builds berth; makes a busybox base image from Debian's busybox-static;
+#   builds the multistage example (examples/hello) on it, then rebuilds it
+#   (fully cached, same image id); serves a registry with `berth registry
+#   serve` and pushes the image to it; inspects the result layer by layer
+#   (`berth dive --ci`) and runs it in docker's archive format round trip.
+# Uses its own store under $DEMO_DIR (default /tmp/berth-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo=${DEMO_DIR:-/tmp/berth-demo}
 rm -rf "$demo"; mkdir -p "$demo"
 export BERTH_ROOT=$demo/store
-command -v busybox >/dev/null && dpkg -s busybox-static >/dev/null 2>&1 || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }
+need=()
+for p in busybox-static skopeo; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 cargo build --release --locked -q -p berth-cli
-berth=target/release/berth
+berth=$PWD/target/release/berth
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
 BERTH=$berth step scripts/make-busybox-image.sh busybox:latest
+step $berth build -t hello:latest --iidfile "$demo/iid1" examples/hello
+step $berth build -t hello:latest --iidfile "$demo/iid2" examples/hello
+cmp -s "$demo/iid1" "$demo/iid2" && echo "rebuild: fully cached, same image id $(cat "$demo/iid1")"
 step $berth images
-step $berth inspect busybox
-step $berth history busybox
-step $berth tag busybox localhost:5000/demo/busybox:1
-step $berth save -o "$demo/busybox-docker.tar" busybox
-step $berth save --format oci -o "$demo/busybox-oci.tar" localhost:5000/demo/busybox:1
-step $berth --root "$demo/store2" load -i "$demo/busybox-docker.tar"
-step $berth --root "$demo/store2" images
+step $berth history hello
+
+# A registry on its own store, and the image pushed to it.
+$berth registry serve --addr 127.0.0.1:0 --root "$demo/registry" >"$demo/registry.log" 2>&1 &
+reg_pid=$!
+trap 'kill $reg_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q '^listening on ' "$demo/registry.log" && break; sleep 0.1; done
+addr=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$demo/registry.log" | head -1)
+if $berth push --help >/dev/null 2>&1; then
+  step $berth tag hello "$addr/demo/hello:1"
+  step $berth push "$addr/demo/hello:1"
+else
+  step skopeo copy -q --dest-tls-verify=false \
+    "oci:$BERTH_ROOT:docker.io/library/hello:latest" "docker://$addr/demo/hello:1"
+fi
+step skopeo inspect --tls-verify=false "docker://$addr/demo/hello:1"
+
+step $berth dive --ci hello
+step $berth save -o "$demo/hello-docker.tar" hello
+step $berth --root "$demo/store2" load -i "$demo/hello-docker.tar"
 step $berth system df
 step $berth system check
 echo
-echo "archives in $demo: busybox-docker.tar (docker load), busybox-oci.tar (OCI archive)"
+echo "pushed to $addr/demo/hello:1; archive: $demo/hello-docker.tar (docker load)"

@@ -12,6 +12,27 @@ pub fn df(store: &StoreArgs) -> anyhow::Result<i32> {
     let total: u64 = blobs.iter().map(|b| b.size).sum();
     let report = store.gc_with(true, &super::util::gc_roots())?;
     let dangling = images.iter().filter(|i| i.names.is_empty()).count();
+    // The build cache: its records, the layers they keep, and which of those
+    // only the cache keeps (what `berth builder prune` would reclaim).
+    use berth_image::GcRoots as _;
+    let cache_layers: std::collections::BTreeSet<_> = berth_build::BuildCacheRoots
+        .roots(store.root())
+        .map_err(|e| anyhow::anyhow!("reading the build cache: {e}"))?
+        .into_iter()
+        .collect();
+    let records = std::fs::read_dir(store.root().join("buildcache"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let size_of =
+        |d: &berth_oci::Digest| store.content().info(d).ok().flatten().map_or(0, |i| i.size);
+    let cache_size: u64 = cache_layers.iter().map(size_of).sum();
+    let without_cache = store.gc_with(true, &[&berth_registry::RegistryRoots])?;
+    let cache_only: u64 = without_cache
+        .removed_blobs
+        .iter()
+        .filter(|d| cache_layers.contains(*d))
+        .map(size_of)
+        .sum();
     let rows = vec![
         vec![
             "Images".to_owned(),
@@ -25,10 +46,10 @@ pub fn df(store: &StoreArgs) -> anyhow::Result<i32> {
         ],
         vec![
             "Build Cache".to_owned(),
+            records.to_string(),
             "0".to_owned(),
-            "0".to_owned(),
-            "0B".to_owned(),
-            "0B".to_owned(),
+            human_size(cache_size),
+            human_size(cache_only),
         ],
     ];
     print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
