@@ -1,0 +1,36 @@
+//! A registry client of berth's own: pull images from OCI distribution
+//! registries into the local store and push them back out.
+//!
+//! What it does: the Docker token flow (anonymous and with credentials,
+//! tokens cached per scope), HTTP basic auth, credentials from berth's login
+//! store and Docker's `config.json` (including `docker-credential-*`
+//! helpers), retries with backoff, resumable and digest-verified blob
+//! downloads, monolithic and chunked uploads, cross-repository mounts,
+//! skipping blobs a registry already has, bounded parallel transfers with
+//! progress events, and platform selection from indexes.
+//!
+//! What it deliberately does not do: print anything (callers render
+//! [`progress::Event`]s), convert or re-serialise manifests (they travel as
+//! their exact bytes, so digests survive), unpack layers, or speak plain
+//! HTTP to registries that are neither loopback nor listed as insecure.
+//!
+//! **Architecture invariant**: nothing downloaded becomes visible in the
+//! store before its digest and size are verified. Blobs stream into content
+//! store ingests and are committed with the expected digest; a pull commits
+//! only once every blob of the image has arrived and verified, so a failed
+//! pull changes no tag and adds no blob.
+//!
+//! [`auth`] is public so that other berth crates (the pull-through mirror)
+//! can authenticate to upstream registries the same way.
+
+pub mod auth;
+mod client;
+pub mod credentials;
+mod error;
+pub mod options;
+
+pub use auth::{AuthCache, Challenge, Credential};
+pub use client::{Client, api_host};
+pub use credentials::{CredentialSource, DefaultCredentials, LoginStore};
+pub use error::{Error, Result};
+pub use options::{ClientOptions, RetryPolicy};
