@@ -376,6 +376,34 @@ impl Client {
         target: &str,
         build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
     ) -> Result<Response> {
+        self.send_with(registry, scopes, method, target, build, true)
+            .await
+    }
+
+    /// Like [`Client::send`] without retrying transient failures (only the
+    /// re-authentication after a 401): for requests that must not be
+    /// repeated blindly, such as the steps of an upload session.
+    pub async fn send_once(
+        &self,
+        registry: &str,
+        scopes: &[String],
+        method: Method,
+        target: &str,
+        build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
+    ) -> Result<Response> {
+        self.send_with(registry, scopes, method, target, build, false)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        registry: &str,
+        scopes: &[String],
+        method: Method,
+        target: &str,
+        build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
+        retry: bool,
+    ) -> Result<Response> {
         let base = self.base_url(registry).await?;
         let url = if target.starts_with("http://") || target.starts_with("https://") {
             target.to_owned()
@@ -385,7 +413,14 @@ impl Client {
         let http = self.http_for(registry, &base);
         let cred = self.credential(registry)?;
         let allow_http = self.inner.opts.is_insecure(registry);
-        let policy = self.inner.opts.retry;
+        let policy = if retry {
+            self.inner.opts.retry
+        } else {
+            crate::options::RetryPolicy {
+                attempts: 1,
+                ..self.inner.opts.retry
+            }
+        };
         let mut scopes: Vec<String> = scopes.to_vec();
         let mut reauthenticated = false;
         let mut attempt = 0;

@@ -27,10 +27,17 @@ pub mod auth;
 mod client;
 pub mod credentials;
 mod error;
+pub mod ops;
 pub mod options;
+pub mod progress;
+pub mod transfer;
 
 pub use auth::{AuthCache, Challenge, Credential};
 pub use client::{Client, api_host};
 pub use credentials::{CredentialSource, DefaultCredentials, LoginStore};
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use options::{ClientOptions, RetryPolicy};
+pub use progress::{BlobOutcome, Event, Progress, ProgressSink};
+pub use transfer::{
+    PullOptions, Pulled, PushOptions, Pushed, block_on, pull, pull_blocking, push, push_blocking,
+};
