@@ -33,6 +33,21 @@ enum DockerfileCommand {
     },
     /// Expand words exactly as BuildKit's shell lexer does.
     Expand(super::expand::ExpandArgs),
+    /// List the stages, their bases and dependencies, and which ones a build
+    /// of the target needs (the others are never evaluated).
+    Stages {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ParseFormat::Text)]
+        format: ParseFormat,
+        /// The stage to build (default: the last one).
+        #[arg(long)]
+        target: Option<String>,
+        /// A build argument (KEY=VALUE, or KEY to take it from the environment).
+        #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+        build_args: Vec<String>,
+        /// The Dockerfile (`-` for standard input).
+        file: std::path::PathBuf,
+    },
     /// Check a Dockerfile with BuildKit's `--check` rules; exits 1 on findings.
     Lint {
         /// Output format.
@@ -147,11 +162,129 @@ fn lint(format: ParseFormat, file: &std::path::Path) -> anyhow::Result<i32> {
     Ok(i32::from(!findings.is_empty()))
 }
 
+fn stages(
+    format: ParseFormat,
+    file: &std::path::Path,
+    target: Option<String>,
+    build_args: &[String],
+) -> anyhow::Result<i32> {
+    use berth_build::plan::{Base, PlanOptions};
+    let (name, src) = read_source(file)?;
+    let df = match berth_dockerfile::parse_strict(&src) {
+        Ok((df, _warnings)) => df,
+        Err(d) => {
+            eprint!("{}", d.render(&name, &src));
+            bail!("{name}: BuildKit would reject this Dockerfile");
+        }
+    };
+    let mut args = std::collections::BTreeMap::new();
+    for a in build_args {
+        match a.split_once('=') {
+            Some((k, v)) => args.insert(k.to_owned(), v.to_owned()),
+            None => match std::env::var(a) {
+                Ok(v) => args.insert(a.clone(), v),
+                Err(_) => continue,
+            },
+        };
+    }
+    let options = PlanOptions {
+        build_args: args,
+        target,
+        platform: None,
+    };
+    // Without a store, base images' ENV is unknown: words that use it expand
+    // as if it were empty (stage structure never depends on it).
+    let plan = berth_build::plan::plan(&df, &options, &|_| Ok(Vec::new()))
+        .map_err(|e| anyhow::anyhow!("{name}:{e}"))?;
+    let froms: Vec<_> = df
+        .instructions
+        .iter()
+        .filter(|i| i.kind == Some(berth_dockerfile::Keyword::From))
+        .collect();
+    let mut rows = Vec::new();
+    for (i, from) in froms.iter().enumerate() {
+        let words = from.values();
+        let declared = match words.as_slice() {
+            [_, _, n] => Some(n.to_lowercase()),
+            _ => None,
+        };
+        let planned = plan.stages.get(&i);
+        let base = planned.map(|st| match &st.base {
+            Base::Scratch => serde_json::json!({"type": "scratch"}),
+            Base::Image(r) => serde_json::json!({"type": "image", "ref": r}),
+            Base::Stage(j) => serde_json::json!({"type": "stage", "index": j}),
+        });
+        rows.push(serde_json::json!({
+            "index": i,
+            "name": declared,
+            "line": from.start_line,
+            "reachable": planned.is_some(),
+            "target": plan.target == i,
+            "base": base,
+            "deps": planned.map(|st| st.deps().into_iter().collect::<Vec<_>>()),
+            "steps": planned.map(|st| st.steps.len()),
+        }));
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        ParseFormat::Json => {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({
+                    "target": plan.target,
+                    "order": plan.order,
+                    "stages": rows,
+                }),
+            )?;
+            writeln!(out)?;
+        }
+        ParseFormat::Text => {
+            for r in &rows {
+                let label = r["name"]
+                    .as_str()
+                    .map_or_else(|| r["index"].to_string(), str::to_owned);
+                let base = match r["base"]["type"].as_str() {
+                    Some("scratch") => "scratch".to_owned(),
+                    Some("image") => format!("image {}", r["base"]["ref"].as_str().unwrap_or("")),
+                    Some("stage") => format!("stage {}", r["base"]["index"]),
+                    _ => "-".to_owned(),
+                };
+                writeln!(
+                    out,
+                    "{:>3} {:<16} line {:<4} {:<9} from {:<40} deps {}{}",
+                    r["index"],
+                    label,
+                    r["line"],
+                    if r["reachable"] == true {
+                        "needed"
+                    } else {
+                        "skipped"
+                    },
+                    base,
+                    r["deps"],
+                    if r["target"] == true {
+                        "  (target)"
+                    } else {
+                        ""
+                    },
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}
+
 /// Runs `berth dockerfile`; returns the process exit code.
 pub fn run(args: DockerfileArgs) -> anyhow::Result<i32> {
     match args.command {
         DockerfileCommand::Parse { format, file } => parse(format, &file),
         DockerfileCommand::Expand(args) => super::expand::run(args),
         DockerfileCommand::Lint { format, file } => lint(format, &file),
+        DockerfileCommand::Stages {
+            format,
+            target,
+            build_args,
+            file,
+        } => stages(format, &file, target, &build_args),
     }
 }
