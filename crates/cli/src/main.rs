@@ -52,6 +52,14 @@ enum Command {
     Dive(commands::dive::DiveArgs),
     /// Run an OCI distribution registry (and pull-through mirror).
     Registry(commands::registry::RegistryArgs),
+    /// Pull an image from a registry into the store.
+    Pull(commands::transfer::PullArgs),
+    /// Push an image from the store to a registry.
+    Push(commands::transfer::PushArgs),
+    /// Log in to a registry (credentials are kept in berth's config directory).
+    Login(commands::transfer::LoginArgs),
+    /// Forget the credentials for a registry.
+    Logout(commands::transfer::LogoutArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +98,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Dockerfile(a) => commands::dockerfile::run(a),
         Command::Dive(a) => commands::dive::run(s, a),
         Command::Registry(a) => commands::registry::run(s, a),
+        Command::Pull(a) => commands::transfer::pull(s, a),
+        Command::Push(a) => commands::transfer::push(s, a),
+        Command::Login(a) => commands::transfer::login(a),
+        Command::Logout(a) => commands::transfer::logout(a),
     }
 }
 

@@ -8,4 +8,5 @@ pub mod expand;
 pub mod image;
 pub mod registry;
 pub mod system;
+pub mod transfer;
 pub mod util;
