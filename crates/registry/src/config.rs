@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::mirror::config::{MirrorCacheConfig, MirrorConfig};
 
 /// Everything `berth registry serve` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +39,10 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     pub gc: GcConfig,
     pub auth: AuthConfig,
+    /// Upstreams of the pull-through mirror (`[[mirror]]` tables).
+    #[serde(rename = "mirror")]
+    pub mirrors: Vec<MirrorConfig>,
+    pub mirror_cache: MirrorCacheConfig,
 }
 
 impl Default for Config {
@@ -58,6 +63,8 @@ impl Default for Config {
             tls_key: None,
             gc: GcConfig::default(),
             auth: AuthConfig::default(),
+            mirrors: Vec::new(),
+            mirror_cache: MirrorCacheConfig::default(),
         }
     }
 }
@@ -213,6 +220,7 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config("tls_cert and tls_key go together".into()));
         }
+        crate::mirror::config::validate(&self.mirrors)?;
         if self.max_manifest_bytes == 0 || self.io_timeout_secs == 0 || self.max_uploads == 0 {
             return Err(Error::Config(
                 "max_manifest_bytes, io_timeout_secs and max_uploads must be positive".into(),

@@ -1,11 +1,13 @@
 //! Garbage collection of a registry store: mark from every root, sweep the
 //! rest.
 //!
-//! Roots are the images of the store's `index.json` (the local image store)
-//! and every manifest linked in a registry repository (with
-//! `delete_untagged`, only those reachable from a tag, through indexes, or
-//! referring to a kept manifest). Marking follows configs, layers and index
-//! children, never `subject` (a referrer does not keep its subject alive).
+//! Roots are the images of the store's `index.json` (the local image store),
+//! every manifest linked in a registry repository (with `delete_untagged`,
+//! only those reachable from a tag, through indexes, or referring to a kept
+//! manifest), and everything the pull-through mirror caches (its size limit,
+//! not GC, decides when mirrored content goes). Marking follows configs,
+//! layers and index children, never `subject` (a referrer does not keep its
+//! subject alive).
 //!
 //! The grace period protects a push in flight: blobs whose file, or whose
 //! link in a repository, is younger than the grace period are kept even if
@@ -176,6 +178,13 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport> {
     for d in images.index()?.manifests {
         mark(&content, &d.digest, &mut live);
     }
+    // The pull-through mirror's content is a cache with its own size limit
+    // and LRU eviction: GC keeps all of it.
+    let (mirrored_manifests, mirrored) = crate::mirror::root_sets(root)?;
+    for d in mirrored_manifests {
+        mark(&content, &d, &mut live);
+    }
+    live.extend(mirrored);
     let repos = meta.repositories()?;
     for repo in &repos {
         let manifests = meta.manifests(repo)?;
@@ -243,10 +252,11 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport> {
 }
 
 /// Every digest the registry holds on to in the store at `root`: the
-/// manifests linked in any repository and the blobs linked in any
-/// repository. Another collector of the same store (the image store's
-/// `prune`) must mark these, recursively through the manifests, or it
-/// would delete registry content it cannot see from `index.json`.
+/// manifests linked in any repository, the blobs linked in any repository,
+/// and the mirror's cached content. Another collector of the same store
+/// (the image store's `prune`) must mark these, recursively through the
+/// manifests, or it would delete registry content it cannot see from
+/// `index.json`.
 pub fn roots(root: &Path) -> Result<Vec<Digest>> {
     if !root.join("registry/repos").is_dir() {
         // No registry ever ran on this store: nothing to keep (and nothing
@@ -259,6 +269,7 @@ pub fn roots(root: &Path) -> Result<Vec<Digest>> {
         out.extend(meta.manifests(&repo)?);
         out.extend(meta.blob_links(&repo)?.into_iter().map(|(d, _)| d));
     }
+    out.extend(crate::mirror::roots(root)?);
     Ok(out.into_iter().collect())
 }
 

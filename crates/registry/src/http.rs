@@ -74,7 +74,11 @@ impl hyper::body::Body for ChannelBody {
 
 /// Builds a response; header values that cannot be encoded are dropped
 /// (they are all built from validated names, digests and numbers).
-fn reply(status: StatusCode, headers: &[(&'static str, String)], body: Body) -> Response<Body> {
+pub(crate) fn reply(
+    status: StatusCode,
+    headers: &[(&'static str, String)],
+    body: Body,
+) -> Response<Body> {
     let mut r = Response::new(body);
     *r.status_mut() = status;
     for (k, v) in headers {
@@ -119,10 +123,11 @@ pub async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let route = routes::parse(&path);
-    let label = route.as_ref().map_or("invalid", Route::label);
+    // The mirror (if any) claims its requests; everything else is local.
+    let route = crate::mirror::classify(&reg, &method, &path, req.uri().query());
+    let label = route.as_ref().map_or("invalid", |(r, _)| r.label());
     let mut resp = match route {
-        Ok(route) => dispatch(&reg, route, req)
+        Ok((route, target)) => dispatch(&reg, route, target, req)
             .await
             .unwrap_or_else(ApiError::into_response),
         Err(e) => e.into_response(),
@@ -166,6 +171,7 @@ fn need_for(route: &Route, method: &Method) -> Option<Need> {
 async fn dispatch(
     reg: &Arc<Registry>,
     route: Route,
+    target: Option<crate::mirror::Target>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let method = req.method().clone();
@@ -181,6 +187,9 @@ async fn dispatch(
         let host = header(req.headers(), HOST);
         reg.auth.authorize(req.headers(), host, reg.tls, &need)?;
     }
+    if let Some(t) = target {
+        return crate::mirror::serve(reg, t, route, req).await;
+    }
     let head = method == Method::HEAD;
     let q = routes::query(req.uri().query());
     match route {
@@ -192,7 +201,10 @@ async fn dispatch(
         Route::Metrics if is_read => Ok(reply(
             StatusCode::OK,
             &[("Content-Type", "text/plain; version=0.0.4".into())],
-            full(reg.metrics.render()),
+            full(match &reg.mirror {
+                Some(m) => reg.metrics.render() + &m.render_metrics(),
+                None => reg.metrics.render(),
+            }),
         )),
         Route::Token if is_read => {
             let v = reg.auth.issue_token(req.headers(), &q)?;
@@ -239,7 +251,7 @@ fn json(status: StatusCode, v: &serde_json::Value, head: bool) -> Response<Body>
     json_typed(status, v, "application/json", head, &[])
 }
 
-fn json_typed(
+pub(crate) fn json_typed(
     status: StatusCode,
     v: &serde_json::Value,
     content_type: &str,
@@ -683,7 +695,7 @@ fn blob_unknown(d: &str) -> ApiError {
 
 /// What a `Range` header asks of a blob of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
-enum RangeReq {
+pub(crate) enum RangeReq {
     Full,
     /// Inclusive bounds.
     Part(u64, u64),
@@ -692,7 +704,7 @@ enum RangeReq {
 
 /// Parses a single byte range. Syntactically invalid or multi-range headers
 /// are ignored (the whole blob is served), as RFC 9110 allows.
-fn parse_range(h: Option<&str>, len: u64) -> RangeReq {
+pub(crate) fn parse_range(h: Option<&str>, len: u64) -> RangeReq {
     let Some(spec) = h.and_then(|v| v.trim().strip_prefix("bytes=")) else {
         return RangeReq::Full;
     };
@@ -740,6 +752,19 @@ async fn get_blob(
     if !(reg.meta.blob_linked(name, &d)? || reg.meta.manifest_media_type(name, &d)?.is_some()) {
         return Err(blob_unknown(digest));
     }
+    serve_blob_file(reg, &d, headers, head).await
+}
+
+/// Serves a stored blob (whole or a single range), verifying full reads.
+pub(crate) async fn serve_blob_file(
+    reg: &Arc<Registry>,
+    d: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response<Body>, ApiError> {
+    let d = d.clone();
+    let digest = d.to_string();
+    let digest = digest.as_str();
     let path = reg.content.blob_path(&d);
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,

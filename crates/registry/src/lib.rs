@@ -11,8 +11,8 @@
 //! and manifests live in the store's content-addressed `blobs/` (the same
 //! files the local image store uses); the registry adds only *metadata*
 //! (which repository links which blob, manifest, tag and referrer) under
-//! `registry/` ([`storage`]). It does not pull from other registries (no
-//! mirror yet) or convert manifests between schemas.
+//! `registry/` ([`storage`]). It does not convert manifests between schemas.
+//! With upstreams configured it is also a pull-through mirror ([`mirror`]).
 //!
 //! **Invariants**
 //! - Content becomes visible only after a verified commit: uploads stream
@@ -30,13 +30,14 @@ mod error;
 pub mod gc;
 mod http;
 mod metrics;
+pub mod mirror;
 mod registry;
 pub mod routes;
 pub mod server;
 pub mod storage;
 mod uploads;
 
-pub use config::{AuthMode, Config, GcConfig, Grant};
+pub use config::{AuthMode, Config, GcConfig, Grant, MirrorCacheConfig, MirrorConfig};
 pub use error::{ApiError, Error, ErrorCode, Result, error_chain};
 pub use gc::{GcOptions, GcReport, RegistryRoots, collect, roots};
 pub use registry::Registry;

@@ -28,6 +28,8 @@ pub struct Registry {
     pub(crate) metrics: Metrics,
     pub(crate) tls: bool,
     pub(crate) verified: VerifiedCache,
+    /// The pull-through mirror, if upstreams are configured.
+    pub(crate) mirror: Option<Arc<crate::mirror::Mirror>>,
 }
 
 /// Blob files whose content a previous full read verified, keyed by what
@@ -69,6 +71,11 @@ impl Registry {
         let meta = Arc::new(FsMeta::open(root)?);
         let auth = Auth::new(&cfg.auth)?;
         let tls = cfg.tls_cert.is_some();
+        let mirror = if cfg.mirrors.is_empty() {
+            None
+        } else {
+            Some(Arc::new(crate::mirror::Mirror::open(root, &cfg, &content)?))
+        };
         Ok(Registry {
             cfg,
             images,
@@ -79,6 +86,7 @@ impl Registry {
             metrics: Metrics::default(),
             tls,
             verified: VerifiedCache::default(),
+            mirror,
         })
     }
 

@@ -66,6 +66,9 @@ pub fn run(root: PathBuf, cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result
         })?;
         let reg = Arc::new(Registry::open(&root, cfg)?);
         tokio::spawn(maintenance(reg.clone(), root.clone()));
+        if let Some(m) = &reg.mirror {
+            tokio::spawn(m.clone().maintenance(reg.clone()));
+        }
         ready(addr);
         serve(reg, listener, tls).await;
         Ok(())

@@ -89,6 +89,13 @@ impl FsMeta {
         Ok(FsMeta { repos })
     }
 
+    /// Opens (creating if needed) a metadata tree rooted at `repos` itself
+    /// (the mirror keeps one per upstream).
+    pub fn at(repos: PathBuf) -> Result<FsMeta> {
+        fs::create_dir_all(&repos).map_err(|e| Error::io("create directory", &repos, e))?;
+        Ok(FsMeta { repos })
+    }
+
     /// The directory holding every repository.
     pub fn repos_dir(&self) -> &Path {
         &self.repos

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use berth_registry::{AuthMode, Config, GcOptions, Grant};
+use berth_registry::{AuthMode, Config, GcOptions, Grant, MirrorConfig};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::util::StoreArgs;
@@ -108,6 +108,20 @@ struct ServeArgs {
     /// A grant ACCOUNTS:REPOSITORIES:ACTIONS, e.g. 'alice,bob:team/*:pull,push' (repeatable).
     #[arg(long = "grant", value_name = "GRANT")]
     grants: Vec<String>,
+    /// Mirror an upstream registry (repeatable), e.g. 'https://registry-1.docker.io'
+    /// or 'docker.io=http://127.0.0.1:5001' (REGISTRY: the name clients use for it).
+    /// Credentials per upstream go in the config file's [[mirror]] tables.
+    #[arg(long = "mirror", value_name = "[REGISTRY=]URL")]
+    mirrors: Vec<String>,
+    /// Re-validate mirrored tags upstream once they are this old (every mirror).
+    #[arg(long, value_name = "SECS")]
+    mirror_ttl_secs: Option<u64>,
+    /// Mirrors given by flags may use plain HTTP to any host and skip TLS verification.
+    #[arg(long)]
+    mirror_insecure: bool,
+    /// Size limit of mirrored content; least recently used goes first (0: none).
+    #[arg(long, value_name = "BYTES")]
+    mirror_cache_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +170,7 @@ fn config(a: ServeArgs) -> anyhow::Result<Config> {
         gc_grace_secs => gc.grace_secs,
         token_service => auth.service,
         token_ttl_secs => auth.token_ttl_secs,
+        mirror_cache_max_bytes => mirror_cache.max_bytes,
     );
     c.read_only |= a.read_only;
     c.delete_enabled &= !a.no_delete;
@@ -185,6 +200,15 @@ fn config(a: ServeArgs) -> anyhow::Result<Config> {
     }
     for g in &a.grants {
         c.auth.grants.push(Grant::parse_flag(g)?);
+    }
+    for m in &a.mirrors {
+        c.mirrors
+            .push(MirrorConfig::parse_flag(m, a.mirror_insecure)?);
+    }
+    if let Some(ttl) = a.mirror_ttl_secs {
+        for m in &mut c.mirrors {
+            m.ttl_secs = ttl;
+        }
     }
     c.validate()?;
     Ok(c)

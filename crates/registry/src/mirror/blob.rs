@@ -1,0 +1,540 @@
+//! Mirrored blobs: served from the store when cached, otherwise fetched
+//! once and streamed to every client that asks while the fetch runs.
+//!
+//! A fetch (a *flight*) runs in its own task. It writes what the upstream
+//! sends twice, on a writer thread: into a content-store ingest (hashing as
+//! it goes; committed only if the digest matches) and into an anonymous
+//! *spool* file that clients read from at their own pace. Clients are told
+//! how far the spool is written through a `watch` channel.
+//!
+//! Nothing unverified is ever served as final: while the flight runs, a
+//! client gets every byte but the last of its response; the last one goes
+//! out only once the whole blob matched its digest. On a mismatch, or an
+//! upstream that dies mid-blob, every client's connection is aborted (a
+//! retryable error) and nothing is committed. A client that disconnects
+//! does not stop the flight: the blob is still cached for the next one.
+
+use std::io::{self, Write as _};
+use std::os::unix::fs::FileExt as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use berth_content::{ContentStore, Expected, Ingest};
+use berth_oci::Digest;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Frame;
+use hyper::{HeaderMap, Response, StatusCode};
+use tokio::sync::{mpsc, watch};
+
+use super::{Failure, FailureKind, Mirror, Subject, Target};
+use crate::error::{ApiError, ErrorCode};
+use crate::http::{Body, empty, reply, serve_blob_file};
+use crate::registry::Registry;
+use crate::routes;
+use crate::storage::MetaStore;
+
+/// Bytes read from the spool per step.
+const READ_CHUNK: usize = 256 << 10;
+
+/// Where a flight is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Waiting for the upstream's response.
+    Connecting,
+    /// Receiving; `written` bytes are in the spool.
+    Streaming,
+    /// Everything arrived and matched the digest.
+    Verified,
+    Failed(Failure),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Progress {
+    pub state: State,
+    /// The blob's size, if the upstream announced it.
+    pub size: Option<u64>,
+    pub written: u64,
+}
+
+/// One blob being fetched.
+#[derive(Debug)]
+pub(crate) struct BlobFlight {
+    /// The repository the fetch asks the upstream for.
+    pub repo: String,
+    spool: std::fs::File,
+    progress: watch::Sender<Progress>,
+}
+
+impl BlobFlight {
+    fn set(&self, state: State) {
+        self.progress.send_modify(|p| p.state = state);
+    }
+}
+
+/// Ends a flight when its task ends, however it ends (a panic included):
+/// clients still waiting are failed, and the table forgets the flight.
+struct Landing {
+    m: Arc<Mirror>,
+    key: (usize, Digest),
+    flight: Arc<BlobFlight>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        self.flight.progress.send_if_modified(|p| {
+            if matches!(p.state, State::Connecting | State::Streaming) {
+                p.state = State::Failed(Failure::internal("the blob fetch ended early"));
+                true
+            } else {
+                false
+            }
+        });
+        self.m.blobs.lock().unwrap().remove(&self.key);
+    }
+}
+
+/// Counts responses streaming from flights.
+struct Streaming(Arc<Mirror>);
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.stats.blob_streaming.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `GET`/`HEAD /v2/<name>/blobs/<digest>` on a mirrored repository.
+pub(crate) async fn get(
+    reg: &Arc<Registry>,
+    m: &Arc<Mirror>,
+    t: &Target,
+    digest: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response<Body>, ApiError> {
+    let d = routes::digest(digest)?;
+    let src = &m.sources[t.upstream];
+    let linked = src.meta.blob_linked(&t.repo, &d)?;
+    let present = reg.content.info(&d)?.is_some();
+    if present && !linked {
+        // The bytes are here (from another repository, or local); the
+        // upstream must confirm this repository has them.
+        match src.up.blob_size(&t.repo, &d).await {
+            Ok(_) => {
+                let (mm, tt, dd) = (m.clone(), t.clone(), d.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    mm.sources[tt.upstream].meta.link_blob(&tt.repo, &dd)
+                })
+                .await;
+            }
+            Err(e) => return Err(Failure::from(e).to_api(Subject::Blob, t.bare)),
+        }
+    }
+    if present {
+        if m.cache.contains(&d) {
+            m.cache.touch(&d);
+        }
+        m.stats.blob_hits.fetch_add(1, Ordering::Relaxed);
+        return match serve_blob_file(reg, &d, headers, head).await {
+            // Deleted (evicted) between the check and the open: fetch it.
+            Err(e) if e.code == ErrorCode::BlobUnknown => {
+                m.cache.forget(&d);
+                Box::pin(get(reg, m, t, digest, headers, head)).await
+            }
+            other => other,
+        };
+    }
+    let existing = m
+        .blobs
+        .lock()
+        .unwrap()
+        .get(&(t.upstream, d.clone()))
+        .cloned();
+    if head && existing.is_none() {
+        // A HEAD does not start a download.
+        let size = src
+            .up
+            .blob_size(&t.repo, &d)
+            .await
+            .map_err(|e| Failure::from(e).to_api(Subject::Blob, t.bare))?;
+        let out = [
+            ("Content-Type", "application/octet-stream".to_owned()),
+            ("Docker-Content-Digest", d.to_string()),
+            ("Content-Length", size.to_string()),
+        ];
+        return Ok(reply(StatusCode::OK, &out, empty()));
+    }
+    let flight = join_or_start(reg, m, t, &d)?;
+    let Some(flight) = flight else {
+        // It landed in the store meanwhile.
+        return serve_blob_file(reg, &d, headers, head).await;
+    };
+    if flight.repo != t.repo && !linked {
+        // Someone else's fetch: this repository must have the blob too.
+        src.up
+            .blob_size(&t.repo, &d)
+            .await
+            .map_err(|e| Failure::from(e).to_api(Subject::Blob, t.bare))?;
+    }
+    respond(m, flight, &d, headers, head, t.bare).await
+}
+
+/// The flight for `d`, joined or started; `None` if the blob was committed
+/// between the caller's check and now.
+fn join_or_start(
+    reg: &Arc<Registry>,
+    m: &Arc<Mirror>,
+    t: &Target,
+    d: &Digest,
+) -> Result<Option<Arc<BlobFlight>>, ApiError> {
+    let key = (t.upstream, d.clone());
+    let mut map = m.blobs.lock().unwrap();
+    if let Some(f) = map.get(&key) {
+        m.stats.blob_joins.fetch_add(1, Ordering::Relaxed);
+        return Ok(Some(f.clone()));
+    }
+    // Flights leave the table only after committing, so this check under
+    // the lock cannot miss one that just finished.
+    if reg.content.info(d)?.is_some() {
+        return Ok(None);
+    }
+    let spool = tempfile::tempfile_in(reg.content.root().join("ingest"))
+        .map_err(|e| ApiError::internal(format!("create spool file: {e}")))?;
+    let (progress, _) = watch::channel(Progress {
+        state: State::Connecting,
+        size: None,
+        written: 0,
+    });
+    let f = Arc::new(BlobFlight {
+        repo: t.repo.clone(),
+        spool,
+        progress,
+    });
+    map.insert(key.clone(), f.clone());
+    drop(map);
+    m.stats.blob_fetches.fetch_add(1, Ordering::Relaxed);
+    let landing = Landing {
+        m: m.clone(),
+        key,
+        flight: f.clone(),
+    };
+    let (reg, m, t, d, flight) = (reg.clone(), m.clone(), t.clone(), d.clone(), f.clone());
+    tokio::spawn(async move {
+        let res = fetch(&reg, &m, &t, &d, &flight).await;
+        if let Err(f) = res {
+            tracing::warn!(digest = %d, repository = %t.repo, error = %f.message, "mirror blob fetch failed");
+            flight.set(State::Failed(f));
+        }
+        drop(landing);
+        m.maybe_evict(&reg);
+    });
+    Ok(Some(f))
+}
+
+/// The work of one flight: download, verify, commit, link, record.
+async fn fetch(
+    reg: &Arc<Registry>,
+    m: &Arc<Mirror>,
+    t: &Target,
+    d: &Digest,
+    flight: &Arc<BlobFlight>,
+) -> Result<(), Failure> {
+    let src = &m.sources[t.upstream];
+    let r = reg.clone();
+    let guard = tokio::task::spawn_blocking(move || r.images.write_guard())
+        .await
+        .map_err(|e| Failure::internal(e.to_string()))?
+        .map_err(|e| Failure::internal(crate::error::error_chain(&e)))?;
+    let mut resp = src.up.blob(&t.repo, d).await?;
+    let limit = reg.cfg.max_blob_bytes;
+    let too_large = |n: u64| {
+        Failure::invalid(format!(
+            "blob {d} from {} is larger than the limit of {limit} bytes ({n})",
+            src.up.registry
+        ))
+    };
+    if limit > 0
+        && let Some(n) = resp.size.filter(|n| *n > limit)
+    {
+        return Err(too_large(n));
+    }
+    flight.progress.send_modify(|p| {
+        p.state = State::Streaming;
+        p.size = resp.size;
+    });
+    let ingest = reg.content.ingest(d.algorithm())?;
+    // The writer thread: file writes stay off the async workers.
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let f = flight.clone();
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<Box<dyn Ingest>> {
+        let mut ingest = ingest;
+        while let Some(b) = rx.blocking_recv() {
+            (&f.spool).write_all(&b)?;
+            ingest.write_all(&b)?;
+            f.progress.send_modify(|p| p.written += b.len() as u64);
+        }
+        Ok(ingest)
+    });
+    let timeout = Duration::from_secs(reg.cfg.io_timeout_secs);
+    let mut received = 0u64;
+    let outcome = loop {
+        match tokio::time::timeout(timeout, resp.chunk()).await {
+            Err(_) => {
+                break Err(Failure {
+                    kind: FailureKind::Unavailable,
+                    message: format!("upstream {} stalled sending {d}", src.up.registry),
+                });
+            }
+            Ok(Err(e)) => {
+                break Err(Failure {
+                    kind: FailureKind::Unavailable,
+                    message: format!("upstream {} failed sending {d}: {e}", src.up.registry),
+                });
+            }
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Ok(Some(b))) => {
+                received += b.len() as u64;
+                m.stats
+                    .bytes_fetched
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+                if limit > 0 && received > limit {
+                    break Err(too_large(received));
+                }
+                if tx.send(b).await.is_err() {
+                    break Ok(()); // the writer failed; its error follows
+                }
+            }
+        }
+    };
+    drop(tx);
+    let ingest = writer
+        .await
+        .map_err(|e| Failure::internal(e.to_string()))?
+        .map_err(|e| Failure::internal(format!("write {d}: {e}")))?;
+    outcome?;
+    let size = ingest.size();
+    if let Some(n) = resp.size
+        && n != size
+    {
+        return Err(Failure {
+            kind: FailureKind::Unavailable,
+            message: format!(
+                "upstream {} sent {size} of {n} bytes of {d}",
+                src.up.registry
+            ),
+        });
+    }
+    let got = ingest.digest();
+    if got != *d {
+        m.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
+        return Err(Failure::invalid(format!(
+            "upstream {} sent content with digest {got} for blob {d}",
+            src.up.registry
+        )));
+    }
+    // Clients may now finish; committing (fsync) is off their path.
+    flight.set(State::Verified);
+    let (mm, tt, dd) = (m.clone(), t.clone(), d.clone());
+    tokio::task::spawn_blocking(move || -> Result<(), Failure> {
+        let _guard = guard;
+        ingest.commit(Expected::exact(dd.clone(), size))?;
+        mm.sources[tt.upstream].meta.link_blob(&tt.repo, &dd)?;
+        mm.cache.record(&dd, size);
+        Ok(())
+    })
+    .await
+    .map_err(|e| Failure::internal(e.to_string()))?
+}
+
+/// A response streaming the flight's spool.
+async fn respond(
+    m: &Arc<Mirror>,
+    flight: Arc<BlobFlight>,
+    d: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+    bare: bool,
+) -> Result<Response<Body>, ApiError> {
+    let mut rx = flight.progress.subscribe();
+    let ranged = headers.contains_key(hyper::header::RANGE);
+    // A range is served from verified bytes only; a whole blob as it arrives.
+    let ready = |p: &Progress| match p.state {
+        State::Connecting => false,
+        State::Streaming => !ranged,
+        State::Verified | State::Failed(_) => true,
+    };
+    let waited = rx.wait_for(ready).await.map(|p| p.clone());
+    let p = match waited {
+        Ok(p) => p,
+        Err(_) => rx.borrow().clone(),
+    };
+    let size = match p.state {
+        State::Failed(f) => return Err(f.to_api(Subject::Blob, bare)),
+        State::Verified => Some(p.written),
+        State::Streaming => p.size,
+        State::Connecting => return Err(ApiError::internal("blob fetch ended early")),
+    };
+    let mut out: Vec<(&'static str, String)> = vec![
+        ("Content-Type", "application/octet-stream".into()),
+        ("Docker-Content-Digest", d.to_string()),
+        ("ETag", format!("\"{d}\"")),
+    ];
+    let (status, start, end) = match (ranged, size) {
+        (true, Some(len)) => {
+            let h = headers
+                .get(hyper::header::RANGE)
+                .and_then(|v| v.to_str().ok());
+            match crate::http::parse_range(h, len) {
+                crate::http::RangeReq::Full => (StatusCode::OK, 0, len),
+                crate::http::RangeReq::Part(s, e) => {
+                    out.push(("Content-Range", format!("bytes {s}-{e}/{len}")));
+                    (StatusCode::PARTIAL_CONTENT, s, e + 1)
+                }
+                crate::http::RangeReq::Unsatisfiable => {
+                    return Err(ApiError::new(
+                        ErrorCode::RangeInvalid,
+                        format!("the range is outside the blob's {len} bytes"),
+                    )
+                    .with_header("Content-Range", format!("bytes */{len}")));
+                }
+            }
+        }
+        (_, Some(len)) => (StatusCode::OK, 0, len),
+        (_, None) => (StatusCode::OK, 0, u64::MAX),
+    };
+    out.push(("Accept-Ranges", "bytes".into()));
+    if end != u64::MAX {
+        out.push(("Content-Length", (end - start).to_string()));
+    }
+    if head {
+        return Ok(reply(status, &out, empty()));
+    }
+    let (tx, body_rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    m.stats.blob_streaming.fetch_add(1, Ordering::Relaxed);
+    let streaming = Streaming(m.clone());
+    tokio::spawn(async move {
+        let _streaming = streaming;
+        pump(flight, rx, start, end, tx).await;
+    });
+    let len = (end != u64::MAX).then(|| end - start);
+    Ok(reply(
+        status,
+        &out,
+        BoxBody::new(SpoolBody {
+            rx: body_rx,
+            remaining: len,
+        }),
+    ))
+}
+
+/// Sends spool bytes `[start, end)` to a client as the flight writes them,
+/// holding the last byte back until the blob is verified.
+async fn pump(
+    flight: Arc<BlobFlight>,
+    mut rx: watch::Receiver<Progress>,
+    start: u64,
+    end: u64,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+) {
+    let mut pos = start;
+    loop {
+        let (written, state) = {
+            let p = rx.borrow_and_update();
+            (p.written, p.state.clone())
+        };
+        let verified = match state {
+            State::Failed(f) => {
+                let _ = tx
+                    .send(Err(io::Error::new(io::ErrorKind::InvalidData, f.message)))
+                    .await;
+                return;
+            }
+            State::Verified => true,
+            _ => false,
+        };
+        let available = end.min(written);
+        let limit = if verified || end == u64::MAX {
+            // Unknown length: the body's end is the signal, sent only once verified.
+            available
+        } else {
+            available.min(end - 1)
+        };
+        if pos < limit {
+            let n = (limit - pos).min(READ_CHUNK as u64) as usize;
+            let f = flight.clone();
+            let at = pos;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                f.spool.read_exact_at(&mut buf, at).map(|()| buf)
+            })
+            .await;
+            let chunk = match read {
+                Ok(Ok(buf)) => buf,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            pos += n as u64;
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return; // the client went away; the flight goes on
+            }
+            continue;
+        }
+        if verified && pos >= available {
+            return; // done: dropping the sender ends the body
+        }
+        if rx.changed().await.is_err() {
+            // The flight is gone: finish if it was verified, else abort.
+            if rx.borrow().state == State::Verified {
+                continue;
+            }
+            let _ = tx
+                .send(Err(io::Error::other("the upstream fetch ended early")))
+                .await;
+            return;
+        }
+    }
+}
+
+/// A response body fed by [`pump`].
+struct SpoolBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    remaining: Option<u64>,
+}
+
+impl hyper::body::Body for SpoolBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                if let Some(r) = self.remaining.as_mut() {
+                    *r = r.saturating_sub(b.len() as u64);
+                }
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self.remaining {
+            Some(n) => hyper::body::SizeHint::with_exact(n),
+            None => hyper::body::SizeHint::default(),
+        }
+    }
+}
