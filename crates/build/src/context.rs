@@ -5,6 +5,8 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_dockerignore::{EntryKind, IgnoreMatcher};
 use berth_oci::Digest;
@@ -31,14 +33,17 @@ struct CachedHash {
 }
 
 /// A build context directory with its `.dockerignore` applied.
+///
+/// Shared by the stages building in parallel: the hash cache sits behind a
+/// mutex (held only to look up and record hashes, never while hashing).
 #[derive(Debug)]
 pub struct Context {
     root: PathBuf,
     /// Included entries by relative path.
     entries: BTreeMap<String, EntryKind>,
     cache_file: Option<PathBuf>,
-    cache: HashMap<String, CachedHash>,
-    dirty: bool,
+    cache: Mutex<HashMap<String, CachedHash>>,
+    dirty: AtomicBool,
 }
 
 fn stamp(md: &fs::Metadata) -> Stamp {
@@ -138,10 +143,6 @@ pub fn glob_component(pattern: &str, name: &str) -> bool {
     component_match(pattern.as_bytes(), name.as_bytes())
 }
 
-fn has_magic(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
 /// Cleans a COPY source into context-relative components; refuses escapes.
 pub fn clean_source(src: &str) -> Result<String> {
     let mut out: Vec<&str> = Vec::new();
@@ -190,56 +191,13 @@ impl Context {
             root: root.to_owned(),
             entries,
             cache_file,
-            cache,
-            dirty: false,
+            cache: Mutex::new(cache),
+            dirty: AtomicBool::new(false),
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// Resolves COPY sources (with wildcards) to matched context paths.
-    /// `""` stands for the context root.
-    pub fn resolve(&self, sources: &[String]) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for src in sources {
-            let clean = clean_source(src)?;
-            if clean.is_empty() {
-                out.push(String::new());
-                continue;
-            }
-            if !has_magic(&clean) {
-                if !self.entries.contains_key(&clean) {
-                    return Err(Error::Context(format!(
-                        "{src:?} not found in the build context"
-                    )));
-                }
-                out.push(clean);
-                continue;
-            }
-            let pat: Vec<&str> = clean.split('/').collect();
-            let hits: Vec<String> = self
-                .entries
-                .keys()
-                .filter(|p| {
-                    let comps: Vec<&str> = p.split('/').collect();
-                    comps.len() == pat.len()
-                        && comps
-                            .iter()
-                            .zip(&pat)
-                            .all(|(c, q)| component_match(q.as_bytes(), c.as_bytes()))
-                })
-                .cloned()
-                .collect();
-            if hits.is_empty() {
-                return Err(Error::Context(format!(
-                    "no build context files match {src:?}"
-                )));
-            }
-            out.extend(hits);
-        }
-        Ok(out)
     }
 
     pub fn kind(&self, rel: &str) -> Option<EntryKind> {
@@ -265,7 +223,7 @@ impl Context {
         let path = self.root.join(rel);
         let md = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
         let st = stamp(&md);
-        if let Some(c) = self.cache.get(rel)
+        if let Some(c) = self.cache.lock().expect("hash cache").get(rel)
             && c.stamp == st
         {
             return Ok((st, c.digest.clone()));
@@ -283,32 +241,68 @@ impl Context {
         Ok((st, d.finish().to_string()))
     }
 
-    /// The content digest of everything at or below the matched paths: names
-    /// relative to each match, types, permission bits, file contents and
-    /// symlink targets. Owners and mtimes are deliberately left out (COPY
-    /// resets owners; a `touch` must not invalidate the cache).
-    pub fn digest(&mut self, matched: &[String]) -> Result<Digest> {
+    /// The content digest of selected sources: for each, its name and
+    /// type, then every entry copied below it with names relative to it,
+    /// types, permission bits, file contents and symlink targets. Owners and
+    /// mtimes are deliberately left out (COPY resets owners; a `touch` must
+    /// not invalidate the cache), and so is everything not selected.
+    pub(crate) fn digest_selected(&self, items: &[crate::source::Selected]) -> Result<Digest> {
         let mut files: Vec<String> = Vec::new();
-        for m in matched {
-            for (p, k) in self.below(m) {
-                if k == EntryKind::File {
-                    files.push(p.clone());
+        for it in items {
+            match it.kind {
+                EntryKind::File => files.push(it.path.clone()),
+                EntryKind::Dir => {
+                    for (rel, k) in &it.below {
+                        if *k == EntryKind::File {
+                            files.push(join(&it.path, rel));
+                        }
+                    }
                 }
+                _ => {}
             }
         }
         files.sort();
         files.dedup();
-        // Hash in parallel; the cache makes unchanged files free.
+        let hashes = self.hash_files(&files)?;
+        let mut h = berth_oci::Algorithm::Sha256.digester();
+        let mut line = |k: EntryKind, name: &str, path: &str| -> Result<()> {
+            let abs = self.root.join(path);
+            let md = fs::symlink_metadata(&abs).map_err(|e| Error::io("stat", &abs, e))?;
+            let l = match k {
+                EntryKind::File => format!("f {name} {:o} {}\n", md.mode() & 0o7777, hashes[path]),
+                EntryKind::Dir => format!("d {name} {:o}\n", md.mode() & 0o7777),
+                EntryKind::Symlink => format!(
+                    "l {name} {}\n",
+                    fs::read_link(&abs)
+                        .map_err(|e| Error::io("readlink", &abs, e))?
+                        .display()
+                ),
+                EntryKind::Other => format!("o {name}\n"),
+            };
+            h.update(l.as_bytes());
+            Ok(())
+        };
+        for it in items {
+            line(it.kind, &format!("[{}]", it.name), &it.path)?;
+            for (rel, k) in &it.below {
+                line(*k, rel, &join(&it.path, rel))?;
+            }
+        }
+        Ok(h.finish())
+    }
+
+    /// Hashes files (relative paths) in parallel; the cache makes unchanged
+    /// files free.
+    fn hash_files(&self, files: &[String]) -> Result<HashMap<String, String>> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let chunk = files.len().div_ceil(threads).max(1);
-        let this = &*self;
         let results: Vec<Result<Vec<(String, Stamp, String)>>> = std::thread::scope(|s| {
             let hs: Vec<_> = files
                 .chunks(chunk)
                 .map(|part| {
                     s.spawn(move || {
                         part.iter()
-                            .map(|p| this.hash_file(p).map(|(st, d)| (p.clone(), st, d)))
+                            .map(|p| self.hash_file(p).map(|(st, d)| (p.clone(), st, d)))
                             .collect()
                     })
                 })
@@ -317,12 +311,13 @@ impl Context {
                 .map(|h| h.join().expect("hash thread"))
                 .collect()
         });
-        let mut hashes = HashMap::new();
+        let mut hashes = HashMap::with_capacity(files.len());
+        let mut cache = self.cache.lock().expect("hash cache");
         for r in results {
             for (p, st, d) in r? {
-                if self.cache.get(&p).is_none_or(|c| c.stamp != st) {
-                    self.dirty = true;
-                    self.cache.insert(
+                if cache.get(&p).is_none_or(|c| c.stamp != st) {
+                    self.dirty.store(true, Ordering::Relaxed);
+                    cache.insert(
                         p.clone(),
                         CachedHash {
                             stamp: st,
@@ -333,44 +328,29 @@ impl Context {
                 hashes.insert(p, d);
             }
         }
-        let mut h = berth_oci::Algorithm::Sha256.digester();
-        for m in matched {
-            h.update(format!("match {m}\n").as_bytes());
-            for (p, k) in self.below(m) {
-                let path = self.root.join(p);
-                let md = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
-                let rel = &p[m.len()..];
-                let line = match k {
-                    EntryKind::File => {
-                        format!("f {rel} {:o} {}\n", md.mode() & 0o7777, hashes[p.as_str()])
-                    }
-                    EntryKind::Dir => format!("d {rel} {:o}\n", md.mode() & 0o7777),
-                    EntryKind::Symlink => format!(
-                        "l {rel} {}\n",
-                        fs::read_link(&path)
-                            .map_err(|e| Error::io("readlink", &path, e))?
-                            .display()
-                    ),
-                    EntryKind::Other => format!("o {rel}\n"),
-                };
-                h.update(line.as_bytes());
-            }
-        }
-        Ok(h.finish())
+        Ok(hashes)
     }
 
     /// Persists the hash cache (best effort: it is only a cache).
     pub fn save_cache(&self) {
-        if let (true, Some(f)) = (self.dirty, &self.cache_file)
+        if let (true, Some(f)) = (self.dirty.load(Ordering::Relaxed), &self.cache_file)
             && let Some(dir) = f.parent()
             && fs::create_dir_all(dir).is_ok()
-            && let Ok(bytes) = serde_json::to_vec(&self.cache)
+            && let Ok(bytes) = serde_json::to_vec(&*self.cache.lock().expect("hash cache"))
         {
             let tmp = f.with_extension(format!("tmp-{}", std::process::id()));
             if fs::write(&tmp, bytes).is_ok() {
                 let _ = fs::rename(&tmp, f);
             }
         }
+    }
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_owned(),
+        (_, true) => a.to_owned(),
+        _ => format!("{a}/{b}"),
     }
 }
 

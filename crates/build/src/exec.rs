@@ -1,14 +1,22 @@
-//! Executing a plan against the local store, step by step, with the cache.
+//! Executing a plan against the local store, with the cache.
+//!
+//! The scheduler runs stages as soon as the stages they need are done, up
+//! to `jobs` at once (default: the number of CPUs); the steps of one stage
+//! run in order. Nothing observable depends on the schedule: step ids are
+//! assigned from the plan before anything runs, cache keys depend only on
+//! inputs, and a failed build reports the failure of the earliest stage.
+//! Identical vertices (same cache key) run once: a per-key lock makes the
+//! second wait for the first and then find its record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use berth_content::ContentStore;
-use berth_dockerignore::EntryKind;
 use berth_image::layer_writer::LayerWriter;
 use berth_image::{ImageStore, WriteGuard};
 use berth_layer::write::{Source as TreeSource, WriteOptions};
@@ -18,7 +26,7 @@ use berth_oci::{Descriptor, Digest, History, ImageConfig, ImageManifest, Referen
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
-use crate::plan::{Base, CopyOp, Op, Plan, Source, Stage};
+use crate::plan::{Base, Op, Plan, Stage};
 use crate::{Error, Result};
 
 /// How to run a build.
@@ -31,6 +39,8 @@ pub struct ExecOptions {
     pub no_cache_filter: Vec<String>,
     /// `SOURCE_DATE_EPOCH`: creation times and new files' mtimes are clamped to it.
     pub source_date_epoch: Option<i64>,
+    /// Stages built at once (0: the number of CPUs).
+    pub jobs: usize,
 }
 
 impl Default for ExecOptions {
@@ -40,6 +50,7 @@ impl Default for ExecOptions {
             no_cache: false,
             no_cache_filter: Vec::new(),
             source_date_epoch: None,
+            jobs: 0,
         }
     }
 }
@@ -77,7 +88,7 @@ pub struct Built {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CacheRecord {
     pub(crate) layer: Option<Descriptor>,
-    diff_id: Option<Digest>,
+    pub(crate) diff_id: Option<Digest>,
     /// When the step first ran: reused on hits so that a fully cached
     /// rebuild yields the same config, hence the same image id.
     #[serde(default)]
@@ -86,14 +97,16 @@ pub(crate) struct CacheRecord {
 
 /// A stage's state while it is being built.
 #[derive(Debug)]
-struct StageState {
-    config: ImageConfig,
-    layers: Vec<Descriptor>,
-    key: Digest,
-    base: Option<(String, Digest)>,
-    rootfs: Option<tempfile::TempDir>,
+pub(crate) struct StageState {
+    pub(crate) config: ImageConfig,
+    pub(crate) layers: Vec<Descriptor>,
+    /// Determines the stage's file system and config so far.
+    pub(crate) key: Digest,
+    pub(crate) base: Option<(String, Digest)>,
+    /// The materialised file system, if a step needed it.
+    pub(crate) rootfs: Option<tempfile::TempDir>,
     /// The creation time of the newest layer step (or of the base image).
-    created: Option<String>,
+    pub(crate) created: Option<String>,
 }
 
 impl Clone for StageState {
@@ -109,7 +122,7 @@ impl Clone for StageState {
     }
 }
 
-fn key_of(parts: &[&[u8]]) -> Digest {
+pub(crate) fn key_of(parts: &[&[u8]]) -> Digest {
     let mut d = berth_oci::Algorithm::Sha256.digester();
     for p in parts {
         d.update(&(p.len() as u64).to_le_bytes());
@@ -125,15 +138,23 @@ fn rfc3339(epoch: Option<i64>) -> String {
     }
 }
 
-/// Runs builds against one store.
+/// A read-only materialised file system, shared by the steps that read it.
+type Snapshot = Arc<tempfile::TempDir>;
+
+/// Runs builds against one store. Shared by the threads building stages.
 pub struct Executor<'a> {
     store: &'a ImageStore,
     _guard: WriteGuard,
     opts: ExecOptions,
-    progress: &'a mut dyn FnMut(Event),
-    next_id: usize,
+    progress: &'a (dyn Fn(Event) + Sync),
     cache_dir: PathBuf,
     tmp_dir: PathBuf,
+    /// One lock per cache key being computed (identical vertices run once).
+    inflight: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    /// Keys computed by this build (hits for identical vertices even with --no-cache).
+    made: Mutex<HashSet<Digest>>,
+    /// Materialised sources of `COPY --from` (stages and images), by key.
+    snapshots: Mutex<HashMap<Digest, Arc<Mutex<Option<Snapshot>>>>>,
 }
 
 impl std::fmt::Debug for Executor<'_> {
@@ -148,7 +169,7 @@ impl<'a> Executor<'a> {
     pub fn new(
         store: &'a ImageStore,
         opts: ExecOptions,
-        progress: &'a mut dyn FnMut(Event),
+        progress: &'a (dyn Fn(Event) + Sync),
     ) -> Result<Executor<'a>> {
         let cache_dir = store.root().join("buildcache");
         let tmp_dir = store.root().join("tmp");
@@ -160,13 +181,71 @@ impl<'a> Executor<'a> {
             store,
             opts,
             progress,
-            next_id: 1,
             cache_dir,
             tmp_dir,
+            inflight: Mutex::new(HashMap::new()),
+            made: Mutex::new(HashSet::new()),
+            snapshots: Mutex::new(HashMap::new()),
         })
     }
 
-    fn cache_get(&self, key: &Digest) -> Option<CacheRecord> {
+    pub(crate) fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+
+    /// `SOURCE_DATE_EPOCH` as a time.
+    pub(crate) fn epoch_time(&self) -> Option<SystemTime> {
+        self.opts
+            .source_date_epoch
+            .map(|e| SystemTime::UNIX_EPOCH + Duration::from_secs(e.max(0) as u64))
+    }
+
+    /// An image from the local store as a COPY source: its manifest digest
+    /// (the cache input) and layers.
+    pub(crate) fn image_source(&self, r: &str) -> Result<(Digest, Vec<Descriptor>)> {
+        let rec = self.store.find(r)?;
+        let img = self.store.resolve(&rec, None)?;
+        Ok((img.manifest.digest.clone(), img.image.layers.clone()))
+    }
+
+    /// The file system made of `layers`, materialised once per `key` and
+    /// shared read-only.
+    pub(crate) fn snapshot(&self, key: &Digest, layers: &[Descriptor]) -> Result<Snapshot> {
+        let slot = self
+            .snapshots
+            .lock()
+            .expect("snapshots")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().expect("snapshot");
+        if let Some(s) = &*slot {
+            return Ok(s.clone());
+        }
+        let dir = self.materialise(layers)?;
+        let s = Arc::new(dir);
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
+    fn materialise(&self, layers: &[Descriptor]) -> Result<tempfile::TempDir> {
+        let dir = tempfile::Builder::new()
+            .prefix("rootfs-")
+            .tempdir_in(&self.tmp_dir)
+            .map_err(|e| Error::io("create directory in", &self.tmp_dir, e))?;
+        for l in layers {
+            let compression = Compression::of_layer(&l.media_type).unwrap_or(Compression::None);
+            let r = berth_image::archive::decompress(
+                self.store.content().open(&l.digest)?,
+                compression,
+            )
+            .map_err(|e| Error::io("decompress", l.digest.to_string(), e))?;
+            berth_layer::apply::apply_layer(dir.path(), r, &Default::default())?;
+        }
+        Ok(dir)
+    }
+
+    pub(crate) fn cache_get(&self, key: &Digest) -> Option<CacheRecord> {
         let bytes = fs::read(self.cache_dir.join(key.hex())).ok()?;
         let rec: CacheRecord = serde_json::from_slice(&bytes).ok()?;
         // A record whose layer was garbage-collected is a miss.
@@ -178,7 +257,7 @@ impl<'a> Executor<'a> {
         Some(rec)
     }
 
-    fn cache_put(&self, key: &Digest, rec: &CacheRecord) -> Result<()> {
+    pub(crate) fn cache_put(&self, key: &Digest, rec: &CacheRecord) -> Result<()> {
         let path = self.cache_dir.join(key.hex());
         let mut tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)
             .map_err(|e| Error::io("create", &self.cache_dir, e))?;
@@ -234,27 +313,14 @@ impl<'a> Executor<'a> {
     }
 
     /// Materialises the stage's filesystem (applies its layers) if needed.
-    fn rootfs<'s>(&self, st: &'s mut StageState) -> Result<&'s Path> {
+    pub(crate) fn rootfs<'s>(&self, st: &'s mut StageState) -> Result<&'s Path> {
         if st.rootfs.is_none() {
-            let dir = tempfile::Builder::new()
-                .prefix("rootfs-")
-                .tempdir_in(&self.tmp_dir)
-                .map_err(|e| Error::io("create directory in", &self.tmp_dir, e))?;
-            for l in &st.layers {
-                let compression = Compression::of_layer(&l.media_type).unwrap_or(Compression::None);
-                let r = berth_image::archive::decompress(
-                    self.store.content().open(&l.digest)?,
-                    compression,
-                )
-                .map_err(|e| Error::io("decompress", l.digest.to_string(), e))?;
-                berth_layer::apply::apply_layer(dir.path(), r, &Default::default())?;
-            }
-            st.rootfs = Some(dir);
+            st.rootfs = Some(self.materialise(&st.layers)?);
         }
         Ok(st.rootfs.as_ref().expect("just set").path())
     }
 
-    fn write_layer(&self, dir: &Path) -> Result<(Descriptor, Digest)> {
+    pub(crate) fn write_layer(&self, dir: &Path) -> Result<(Descriptor, Digest)> {
         let opts = WriteOptions {
             clamp_mtime: self.opts.source_date_epoch.map(|e| e.max(0) as u64),
             prefix: None,
@@ -265,7 +331,12 @@ impl<'a> Executor<'a> {
         Ok((written.descriptor, written.diff_id))
     }
 
-    fn push_layer(&self, st: &mut StageState, layer: Descriptor, diff_id: Digest) -> Result<()> {
+    pub(crate) fn push_layer(
+        &self,
+        st: &mut StageState,
+        layer: Descriptor,
+        diff_id: Digest,
+    ) -> Result<()> {
         if let Some(root) = st.rootfs.as_ref().map(|r| r.path().to_owned()) {
             let compression = Compression::of_layer(&layer.media_type).unwrap_or(Compression::None);
             let r = berth_image::archive::decompress(
@@ -280,17 +351,103 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    /// Builds every stage of `plan` and writes the target image to the store.
-    pub fn build(&mut self, plan: &Plan, ctx: &mut Context) -> Result<Built> {
-        let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
-        let (mut cacheable, mut cached) = (0, 0);
+    /// Builds every stage of `plan` (independent stages in parallel) and
+    /// writes the target image to the store.
+    pub fn build(&self, plan: &Plan, ctx: &Context) -> Result<Built> {
+        // Step ids come from the plan, so they do not depend on the schedule.
+        let mut ids = BTreeMap::new();
+        let mut next = 1;
         for &i in &plan.order {
+            ids.insert(i, next);
+            next += plan.stages[&i].steps.len() + 1;
+        }
+        let jobs = match self.opts.jobs {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        struct Sched {
+            done: BTreeMap<usize, StageState>,
+            pending: Vec<usize>,
+            failed: BTreeMap<usize, Error>,
+            cacheable: usize,
+            cached: usize,
+        }
+        let sched = Mutex::new(Sched {
+            done: BTreeMap::new(),
+            pending: plan.order.clone(),
+            failed: BTreeMap::new(),
+            cacheable: 0,
+            cached: 0,
+        });
+        let wake = Condvar::new();
+        std::thread::scope(|s| {
+            for _ in 0..jobs.clamp(1, plan.order.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let (i, deps) = {
+                            let mut g = sched.lock().expect("scheduler");
+                            loop {
+                                if !g.failed.is_empty() || g.pending.is_empty() {
+                                    return;
+                                }
+                                let ready = g.pending.iter().position(|i| {
+                                    plan.stages[i].deps().iter().all(|d| g.done.contains_key(d))
+                                });
+                                if let Some(pos) = ready {
+                                    let i = g.pending.remove(pos);
+                                    let deps: BTreeMap<usize, StageState> = plan.stages[&i]
+                                        .deps()
+                                        .into_iter()
+                                        .map(|d| (d, g.done[&d].clone()))
+                                        .collect();
+                                    break (i, deps);
+                                }
+                                g = wake.wait(g).expect("scheduler");
+                            }
+                        };
+                        let r = self.build_stage(plan, i, ids[&i], &deps, ctx);
+                        let mut g = sched.lock().expect("scheduler");
+                        match r {
+                            Ok((st, cacheable, cached)) => {
+                                g.done.insert(i, st);
+                                g.cacheable += cacheable;
+                                g.cached += cached;
+                            }
+                            Err(e) => {
+                                g.failed.insert(i, e);
+                            }
+                        }
+                        wake.notify_all();
+                    }
+                });
+            }
+        });
+        ctx.save_cache();
+        let mut g = sched.into_inner().expect("scheduler");
+        if let Some((_, e)) = g.failed.pop_first() {
+            return Err(e);
+        }
+        let mut st = g.done.remove(&plan.target).expect("target was built");
+        self.export(&mut st, g.cacheable, g.cached)
+    }
+
+    /// Builds one stage whose dependencies are done; returns its state and
+    /// how many layer steps it had and found in the cache.
+    fn build_stage(
+        &self,
+        plan: &Plan,
+        i: usize,
+        first_id: usize,
+        deps: &BTreeMap<usize, StageState>,
+        ctx: &Context,
+    ) -> Result<(StageState, usize, usize)> {
+        let (mut cacheable, mut cached) = (0, 0);
+        {
             let stage = &plan.stages[&i];
-            let mut st = self.start_state(stage, &done)?;
+            let mut st = self.start_state(stage, deps)?;
             let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
             let total = stage.steps.len() + 1;
-            let id = self.next_id;
-            self.next_id += 1;
+            let id = first_id;
             let from_text = match &stage.base {
                 Base::Scratch => "FROM scratch".to_owned(),
                 Base::Image(r) => format!("FROM {r}"),
@@ -314,8 +471,7 @@ impl<'a> Executor<'a> {
                     .iter()
                     .any(|f| Some(f) == stage.name.as_ref() || *f == i.to_string());
             for (n, step) in stage.steps.iter().enumerate() {
-                let id = self.next_id;
-                self.next_id += 1;
+                let id = first_id + n + 1;
                 let started = Instant::now();
                 (self.progress)(Event::Step {
                     id,
@@ -413,7 +569,7 @@ impl<'a> Executor<'a> {
                         layer_step = true;
                         let workdir = rc.working_dir.clone().unwrap_or_else(|| "/".into());
                         was_cached =
-                            self.copy(&mut st, c, &workdir, step.line, ctx, &done, no_cache)?;
+                            self.copy(&mut st, c, &workdir, step.line, ctx, deps, no_cache)?;
                     }
                 }
                 if layer_step {
@@ -438,14 +594,25 @@ impl<'a> Executor<'a> {
                     seconds: started.elapsed().as_secs_f64(),
                 });
             }
-            done.insert(i, st);
+            // A materialised file system is kept for `COPY --from` of this stage.
+            if let Some(dir) = st.rootfs.take() {
+                let slot = self
+                    .snapshots
+                    .lock()
+                    .expect("snapshots")
+                    .entry(st.key.clone())
+                    .or_default()
+                    .clone();
+                let mut slot = slot.lock().expect("snapshot");
+                if slot.is_none() {
+                    *slot = Some(Arc::new(dir));
+                }
+            }
+            Ok((st, cacheable, cached))
         }
-        ctx.save_cache();
-        let mut st = done.remove(&plan.target).expect("target was built");
-        self.export(&mut st, cacheable, cached)
     }
 
-    fn staging(&self) -> Result<tempfile::TempDir> {
+    pub(crate) fn staging(&self) -> Result<tempfile::TempDir> {
         tempfile::Builder::new()
             .prefix("layer-")
             .tempdir_in(&self.tmp_dir)
@@ -453,15 +620,27 @@ impl<'a> Executor<'a> {
     }
 
     /// Looks `key` up; on a miss runs `make` (which returns the new layer,
-    /// or `None` for a step with no changes) and records the result.
-    fn run_cached(
-        &mut self,
+    /// or `None` for a step with no changes) and records the result. While
+    /// `make` runs, other threads asking for the same key wait, then hit.
+    pub(crate) fn run_cached(
+        &self,
         st: &mut StageState,
         key: &Digest,
         no_cache: bool,
-        make: impl FnOnce(&mut Self, &mut StageState) -> Result<Option<(Descriptor, Digest)>>,
+        make: impl FnOnce(&Self, &mut StageState) -> Result<Option<(Descriptor, Digest)>>,
     ) -> Result<bool> {
-        if !no_cache && let Some(rec) = self.cache_get(key) {
+        let lock = self
+            .inflight
+            .lock()
+            .expect("inflight")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _held = lock.lock().expect("key lock");
+        let made_here = self.made.lock().expect("made").contains(key);
+        if (!no_cache || made_here)
+            && let Some(rec) = self.cache_get(key)
+        {
             if let (Some(l), Some(d)) = (rec.layer, rec.diff_id) {
                 self.push_layer(st, l, d)?;
             }
@@ -480,182 +659,12 @@ impl<'a> Executor<'a> {
             created: Some(created),
         };
         self.cache_put(key, &rec)?;
+        self.made.lock().expect("made").insert(key.clone());
         if let Some((l, d)) = made {
             self.push_layer(st, l, d)?;
         }
         st.key = key.clone();
         Ok(false)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy(
-        &mut self,
-        st: &mut StageState,
-        c: &CopyOp,
-        workdir: &str,
-        line: usize,
-        ctx: &mut Context,
-        done: &BTreeMap<usize, StageState>,
-        no_cache: bool,
-    ) -> Result<bool> {
-        let copy_err = |message: String| Error::Copy { line, message };
-        let dest_abs = if c.dest.starts_with('/') {
-            c.dest.clone()
-        } else {
-            format!("{}/{}", workdir.trim_end_matches('/'), c.dest)
-        };
-        let dest_is_dir = c.dest.ends_with('/') || c.dest.ends_with("/.") || c.dest == ".";
-        let dest_rel = berth_layer::clean_components(&dest_abs).join("/");
-        let definition = serde_json::json!({
-            "op": "copy", "dest": dest_rel, "dest_dir": dest_is_dir, "chmod": c.chmod, "chown": c.chown,
-            "link": c.link, "excludes": c.excludes, "inline": c.inline, "sources": c.sources,
-        })
-        .to_string();
-        // The inputs: context content, or the source stage's cache key.
-        // The inputs: the context's content, or the source stage's cache key
-        // (which already determines its whole filesystem).
-        let (input, ctx_matched) = match &c.from {
-            Source::Context => {
-                let matched = ctx
-                    .resolve(&c.sources)
-                    .map_err(|e| copy_err(e.to_string()))?;
-                let d = ctx.digest(&matched)?;
-                (d.to_string(), Some(matched))
-            }
-            Source::Stage(j) => (done[j].key.to_string(), None),
-            Source::Image(r) => {
-                return Err(Error::Unsupported {
-                    line,
-                    what: format!("COPY --from={r} (an image not in this Dockerfile)"),
-                });
-            }
-        };
-        let wildcard = c.sources.iter().any(|s| s.contains(['*', '?', '[']));
-        let check_multi = |n: usize| -> Result<bool> {
-            let multi = n + c.inline.len() > 1 || wildcard;
-            if multi && !dest_is_dir {
-                return Err(copy_err("when using COPY with more than one source file, the destination must be a directory and end with a /".into()));
-            }
-            Ok(multi)
-        };
-        if let Some(m) = &ctx_matched {
-            check_multi(m.len())?;
-        }
-        let key = key_of(&[
-            st.key.to_string().as_bytes(),
-            definition.as_bytes(),
-            input.as_bytes(),
-        ]);
-        // Everything below runs only on a cache miss: a cached COPY never
-        // materialises a filesystem or reads /etc/passwd.
-        let result = self.run_cached(st, &key, no_cache, |ex, st| {
-            let mut _src_tree: Option<tempfile::TempDir> = None;
-            let (matched, src_root) = match (&c.from, ctx_matched) {
-                (Source::Stage(j), _) => {
-                    let mut src = done[j].clone();
-                    let root = ex.rootfs(&mut src)?.to_owned();
-                    _src_tree = src.rootfs.take();
-                    (
-                        resolve_in_dir(&root, &c.sources).map_err(copy_err)?,
-                        Some(root),
-                    )
-                }
-                (_, Some(m)) => (m, None),
-                (_, None) => unreachable!("context sources are resolved above"),
-            };
-            let multi = check_multi(matched.len())?;
-            let chown = match &c.chown {
-                None => None,
-                Some(spec) => Some(ex.resolve_chown(st, spec).map_err(copy_err)?),
-            };
-            let staging = ex.staging()?;
-            let dest_path = staging.path().join(&dest_rel);
-            for m in &matched {
-                let (src_path, is_dir) = match &src_root {
-                    None => (ctx.root().join(m), ctx.kind(m) == Some(EntryKind::Dir)),
-                    Some(root) => {
-                        let p = root.join(m);
-                        let d = fs::symlink_metadata(&p)
-                            .map(|md| md.is_dir())
-                            .unwrap_or(false);
-                        (p, d)
-                    }
-                };
-                let target = if is_dir {
-                    dest_path.clone()
-                } else if dest_is_dir || multi {
-                    dest_path.join(
-                        Path::new(m)
-                            .file_name()
-                            .map(|n| n.to_owned())
-                            .unwrap_or_default(),
-                    )
-                } else {
-                    dest_path.clone()
-                };
-                match &src_root {
-                    None => copy_from_context(ctx, m, &target)?,
-                    Some(_) => copy_tree(&src_path, &target)?,
-                }
-            }
-            for (name, content) in &c.inline {
-                let target = if dest_is_dir {
-                    dest_path.join(name)
-                } else {
-                    dest_path.clone()
-                };
-                if let Some(p) = target.parent() {
-                    fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
-                }
-                fs::write(&target, content).map_err(|e| Error::io("write", &target, e))?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).ok();
-            }
-            // --chmod and --chown apply to what was copied, not to the parents.
-            if dest_path.exists() {
-                fix_owner_mode(&dest_path, c.chmod, chown)?;
-            }
-            ex.write_layer(staging.path()).map(Some)
-        })?;
-        Ok(result)
-    }
-
-    /// `--chown=user:group`: numeric, or names from the stage's /etc/passwd and /etc/group.
-    fn resolve_chown(
-        &self,
-        st: &mut StageState,
-        spec: &str,
-    ) -> std::result::Result<(u32, u32), String> {
-        let (u, g) = spec
-            .split_once(':')
-            .map_or((spec, None), |(u, g)| (u, Some(g)));
-        let lookup = |file: &str,
-                      name: &str,
-                      st: &mut StageState|
-         -> std::result::Result<(u32, Option<u32>), String> {
-            if let Ok(n) = name.parse::<u32>() {
-                return Ok((n, None));
-            }
-            let root = self.rootfs(st).map_err(|e| e.to_string())?;
-            let text = fs::read_to_string(root.join(file))
-                .map_err(|_| format!("unable to find {name:?}: no /{file} in the image"))?;
-            for line in text.lines() {
-                let f: Vec<&str> = line.split(':').collect();
-                if f.len() >= 3 && f[0] == name {
-                    let id = f[2]
-                        .parse()
-                        .map_err(|_| format!("bad /{file} entry for {name}"))?;
-                    let gid = f.get(3).and_then(|g| g.parse().ok());
-                    return Ok((id, gid));
-                }
-            }
-            Err(format!("unable to find user or group {name:?} in /{file}"))
-        };
-        let (uid, primary) = lookup("etc/passwd", u, st)?;
-        let gid = match g {
-            Some(g) => lookup("etc/group", g, st)?.0,
-            None => primary.unwrap_or(uid),
-        };
-        Ok((uid, gid))
     }
 
     /// The time recorded for a step: its layer's (first) creation, else the
@@ -667,7 +676,7 @@ impl<'a> Executor<'a> {
         }
     }
 
-    fn export(&mut self, st: &mut StageState, cacheable: usize, cached: usize) -> Result<Built> {
+    fn export(&self, st: &mut StageState, cacheable: usize, cached: usize) -> Result<Built> {
         st.config.created = Some(self.created_of(st));
         let config_bytes = st.config.to_vec();
         let config_digest = self.store.put_json(&config_bytes)?;
@@ -709,146 +718,4 @@ impl<'a> Executor<'a> {
         }
         Ok(())
     }
-}
-
-/// Resolves sources (with wildcards) inside a materialised stage filesystem.
-fn resolve_in_dir(root: &Path, sources: &[String]) -> std::result::Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for s in sources {
-        let clean = berth_layer::clean_components(s).join("/");
-        if clean.contains(['*', '?', '[']) {
-            let (dir, pat) = clean.rsplit_once('/').unwrap_or(("", clean.as_str()));
-            let mut hits: Vec<String> = fs::read_dir(root.join(dir))
-                .map_err(|_| format!("{s:?} not found in the source stage"))?
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| crate::context::glob_component(pat, n))
-                .map(|n| {
-                    if dir.is_empty() {
-                        n
-                    } else {
-                        format!("{dir}/{n}")
-                    }
-                })
-                .collect();
-            hits.sort();
-            if hits.is_empty() {
-                return Err(format!("no files in the source stage match {s:?}"));
-            }
-            out.extend(hits);
-        } else {
-            if fs::symlink_metadata(root.join(&clean)).is_err() {
-                return Err(format!("{s:?} not found in the source stage"));
-            }
-            out.push(clean);
-        }
-    }
-    Ok(out)
-}
-
-/// Copies a context entry (file, symlink or directory contents) to `target`.
-fn copy_from_context(ctx: &Context, rel: &str, target: &Path) -> Result<()> {
-    let root = ctx.root();
-    let kind = ctx.kind(rel);
-    if kind == Some(EntryKind::Dir) {
-        fs::create_dir_all(target).map_err(|e| Error::io("create directory", target, e))?;
-        if !rel.is_empty() {
-            copy_meta(&root.join(rel), target)?;
-        }
-        let prefix_len = if rel.is_empty() { 0 } else { rel.len() + 1 };
-        for (p, k) in ctx.below(rel) {
-            if p == rel {
-                continue;
-            }
-            let dst = target.join(&p[prefix_len..]);
-            copy_one(&root.join(p), &dst, k)?;
-        }
-        return Ok(());
-    }
-    copy_one(&root.join(rel), target, kind.unwrap_or(EntryKind::File))
-}
-
-fn copy_one(src: &Path, dst: &Path, kind: EntryKind) -> Result<()> {
-    if let Some(p) = dst.parent() {
-        fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
-    }
-    match kind {
-        EntryKind::Dir => {
-            fs::create_dir_all(dst).map_err(|e| Error::io("create directory", dst, e))?;
-            copy_meta(src, dst)
-        }
-        EntryKind::File => {
-            fs::copy(src, dst).map_err(|e| Error::io("copy", src, e))?;
-            copy_meta(src, dst)
-        }
-        EntryKind::Symlink => {
-            let t = fs::read_link(src).map_err(|e| Error::io("readlink", src, e))?;
-            let _ = fs::remove_file(dst);
-            std::os::unix::fs::symlink(&t, dst).map_err(|e| Error::io("symlink", dst, e))
-        }
-        EntryKind::Other => Ok(()),
-    }
-}
-
-/// Copies a tree from a materialised stage (owners kept, as BuildKit does for --from).
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let md = fs::symlink_metadata(src).map_err(|e| Error::io("stat", src, e))?;
-    if md.is_dir() {
-        fs::create_dir_all(dst).map_err(|e| Error::io("create directory", dst, e))?;
-        let mut names: Vec<_> = fs::read_dir(src)
-            .map_err(|e| Error::io("read directory", src, e))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
-        for n in names {
-            copy_tree(&src.join(&n), &dst.join(&n))?;
-        }
-        copy_meta(src, dst)?;
-        let _ = std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid()));
-        return Ok(());
-    }
-    let kind = if md.file_type().is_symlink() {
-        EntryKind::Symlink
-    } else if md.is_file() {
-        EntryKind::File
-    } else {
-        EntryKind::Other
-    };
-    copy_one(src, dst, kind)?;
-    let _ = std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid()));
-    Ok(())
-}
-
-fn copy_meta(src: &Path, dst: &Path) -> Result<()> {
-    let md = fs::metadata(src).map_err(|e| Error::io("stat", src, e))?;
-    fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))
-        .map_err(|e| Error::io("chmod", dst, e))?;
-    let mtime = md.modified().map_err(|e| Error::io("stat", src, e))?;
-    fs::File::options()
-        .write(md.is_file())
-        .read(!md.is_file())
-        .open(dst)
-        .and_then(|f| f.set_modified(mtime))
-        .map_err(|e| Error::io("set mtime", dst, e))
-}
-
-fn fix_owner_mode(path: &Path, chmod: Option<u32>, chown: Option<(u32, u32)>) -> Result<()> {
-    let md = fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
-    if let Some((u, g)) = chown {
-        std::os::unix::fs::lchown(path, Some(u), Some(g))
-            .map_err(|e| Error::io("chown", path, e))?;
-    }
-    if let Some(m) = chmod
-        && !md.file_type().is_symlink()
-    {
-        fs::set_permissions(path, fs::Permissions::from_mode(m))
-            .map_err(|e| Error::io("chmod", path, e))?;
-    }
-    if md.is_dir() {
-        for e in fs::read_dir(path).map_err(|e| Error::io("read directory", path, e))? {
-            let e = e.map_err(|err| Error::io("read directory", path, err))?;
-            fix_owner_mode(&e.path(), chmod, chown)?;
-        }
-    }
-    Ok(())
 }

@@ -8,19 +8,26 @@
 //!   hashes exactly the files a step reads, with a hash cache validated by
 //!   inode, size, mtime *and* ctime, so a content change is never missed and
 //!   a `touch` never invalidates;
-//! - [`exec`] performs a plan against the local store: every layer-producing
-//!   step has a cache key = digest(parent key ‖ op definition ‖ content digest
-//!   of its inputs) and reuses the recorded layer on a hit.
+//! - [`exec`] performs a plan against the local store: a scheduler runs
+//!   stages as their dependencies finish (bounded parallelism), every
+//!   layer-producing step has a cache key = digest(parent key ‖ op
+//!   definition ‖ content digest of its inputs) and reuses the recorded layer
+//!   on a hit; identical vertices run once;
+//! - `copy` (with `source` selecting what is read and `fetch` downloading
+//!   URLs) implements COPY and ADD with BuildKit's destination rules,
+//!   `--link`, `--parents`, `--exclude`, `--chmod` ([`chmod`]) and archives.
 //!
-//! What it deliberately does not do yet: execute `RUN` (that needs the
-//! sandbox crate; the plan reports it as unsupported with its line), `ADD`
-//! from URLs or git, symbolic `--chmod`, and running independent stages in
-//! parallel.
+//! What it deliberately does not do yet: ADD from git, `https://` URLs
+//! (TLS arrives with the registry client's HTTP stack).
 
+pub mod chmod;
 pub mod context;
+mod copy;
 pub mod exec;
+mod fetch;
 mod gc_roots;
 pub mod plan;
+mod source;
 
 pub use gc_roots::BuildCacheRoots;
 

@@ -39,18 +39,27 @@ pub enum Source {
     Image(String),
 }
 
-/// A COPY (or ADD of local files).
+/// A COPY or ADD.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyOp {
     pub from: Source,
+    /// Source paths or patterns (and, for ADD, `http(s)://` URLs).
     pub sources: Vec<String>,
     /// Inline files from heredocs: (name, content).
     pub inline: Vec<(String, String)>,
     pub dest: String,
-    pub chmod: Option<u32>,
+    /// `--chmod`, validated (octal or symbolic; see [`crate::chmod`]).
+    pub chmod: Option<String>,
     pub chown: Option<String>,
     pub link: bool,
+    pub parents: bool,
     pub excludes: Vec<String>,
+    /// ADD: URLs are fetched and local archives unpacked.
+    pub add: bool,
+    /// `ADD --unpack`: overrides the default (local archives unpacked, URLs not).
+    pub unpack: Option<bool>,
+    /// `ADD --checksum=sha256:...` for a URL source.
+    pub checksum: Option<String>,
 }
 
 /// One step of a stage.
@@ -155,8 +164,19 @@ fn flag<'a>(ins: &'a Instruction, name: &str) -> Option<&'a str> {
         .map(|f| f.value().unwrap_or(""))
 }
 
-fn has_flag(ins: &Instruction, name: &str) -> bool {
-    ins.flags.iter().any(|f| f.name() == name)
+/// A boolean flag: absent is `None`, `--flag` and `--flag=true` are true.
+fn bool_flag(ins: &Instruction, name: &str) -> Result<Option<bool>> {
+    match ins.flags.iter().find(|f| f.name() == name) {
+        None => Ok(None),
+        Some(f) => match f.value() {
+            None | Some("true") | Some("") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(v) => Err(err(
+                ins.start_line,
+                format!("--{name}={v}: expected true or false"),
+            )),
+        },
+    }
 }
 
 /// Plans the build of `options.target` (default: the last stage).
@@ -381,6 +401,7 @@ fn plan_stage(
                 .split_once(char::is_whitespace)
                 .map_or("", |(_, r)| r.trim())
         );
+        let mut copy_history: Option<String> = None;
         let kind = ins.kind.ok_or_else(|| {
             err(
                 line,
@@ -514,9 +535,7 @@ fn plan_stage(
             ),
             Keyword::Maintainer => Op::Label(vec![("maintainer".into(), values.join(" "))]),
             Keyword::Copy | Keyword::Add => {
-                if kind == Keyword::Add {
-                    let _ = index;
-                }
+                let add = kind == Keyword::Add;
                 let words: Vec<String> = if ins.json {
                     values.iter().map(|s| s.to_string()).collect()
                 } else {
@@ -552,14 +571,14 @@ fn plan_stage(
                         };
                         inline.push((name.to_owned(), content));
                     } else {
-                        if kind == Keyword::Add
-                            && (s.starts_with("http://")
-                                || s.starts_with("https://")
-                                || s.starts_with("git@"))
-                        {
+                        let url = s.starts_with("http://") || s.starts_with("https://");
+                        if url && !add {
+                            return Err(err(line, "source can't be a URL for COPY"));
+                        }
+                        if add && (s.starts_with("git@") || (url && is_git_url(s))) {
                             return Err(Error::Unsupported {
                                 line,
-                                what: "ADD from a URL or git repository".into(),
+                                what: "ADD from a git repository".into(),
                             });
                         }
                         sources.push(s.clone());
@@ -581,29 +600,82 @@ fn plan_stage(
                         }
                     }
                 };
-                let chmod = match flag(ins, "chmod") {
-                    None => None,
-                    Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| Error::Unsupported {
-                        line,
-                        what: format!("--chmod={m} (only octal modes for now)"),
-                    })?),
-                };
+                let chmod = flag(ins, "chmod")
+                    .map(|m| expand(m, env, args))
+                    .transpose()?;
+                if let Some(m) = &chmod {
+                    crate::chmod::Chmod::parse(m).map_err(|e| err(line, e.to_string()))?;
+                }
+                let chown = flag(ins, "chown")
+                    .map(|c| expand(c, env, args))
+                    .transpose()?;
+                let checksum = flag(ins, "checksum")
+                    .map(|c| expand(c, env, args))
+                    .transpose()?;
+                if let Some(c) = &checksum {
+                    if !add {
+                        return Err(err(line, "checksum can't be specified for COPY"));
+                    }
+                    if sources.len() != 1 || !inline.is_empty() {
+                        return Err(err(
+                            line,
+                            "checksum can't be specified for multiple sources",
+                        ));
+                    }
+                    if !sources[0].starts_with("http://") && !sources[0].starts_with("https://") {
+                        return Err(err(line, "checksum requires HTTP(S) sources"));
+                    }
+                    let hex = c.strip_prefix("sha256:").unwrap_or("");
+                    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(err(
+                            line,
+                            format!("invalid checksum {c:?}: expected sha256:<64 hex digits>"),
+                        ));
+                    }
+                }
+                let unpack = bool_flag(ins, "unpack")?;
+                if unpack.is_some() && !add {
+                    return Err(err(line, "--unpack is only for ADD"));
+                }
+                let parents = bool_flag(ins, "parents")?.unwrap_or(false);
+                let link = bool_flag(ins, "link")?.unwrap_or(false);
+                let mut msg = kind.to_string();
+                if parents {
+                    msg.push_str(" --parents");
+                }
+                if let Some(c) = &chown {
+                    msg.push_str(&format!(" --chown={c}"));
+                }
+                if let Some(c) = &chmod {
+                    msg.push_str(&format!(" --chmod={c}"));
+                }
+                for s in &sources {
+                    msg.push_str(&format!(" {s}"));
+                }
+                for (name, _) in &inline {
+                    msg.push_str(&format!(" <<{name}"));
+                }
+                msg.push_str(&format!(" {dest} # buildkit"));
+                copy_history = Some(msg);
                 Op::Copy(CopyOp {
                     from,
                     sources,
                     inline,
                     dest: dest.clone(),
                     chmod,
-                    chown: flag(ins, "chown")
-                        .map(|c| expand(c, env, args))
-                        .transpose()?,
-                    link: has_flag(ins, "link"),
+                    chown,
+                    link,
+                    parents,
                     excludes: ins
                         .flags
                         .iter()
                         .filter(|f| f.name() == "exclude")
-                        .filter_map(|f| f.value().map(str::to_owned))
-                        .collect(),
+                        .filter_map(|f| f.value())
+                        .map(|v| expand(v, env, args))
+                        .collect::<Result<_>>()?,
+                    add,
+                    unpack,
+                    checksum,
                 })
             }
             Keyword::Run => {
@@ -615,7 +687,7 @@ fn plan_stage(
             Keyword::From => unreachable!("FROM starts a stage"),
         };
         let created_by = match &op {
-            Op::Copy(_) => format!("{display} # buildkit"),
+            Op::Copy(_) => copy_history.take().unwrap_or_default(),
             Op::Cmd(a) if ins.json => format!("CMD {}", serde_json::to_string(a).expect("json")),
             Op::Entrypoint(a) if ins.json => {
                 format!("ENTRYPOINT {}", serde_json::to_string(a).expect("json"))
@@ -648,6 +720,13 @@ fn plan_stage(
         });
     }
     Ok(steps)
+}
+
+/// Whether an `http(s)://` source names a git repository (BuildKit treats
+/// `*.git` URLs and `#ref` fragments on them as git).
+fn is_git_url(s: &str) -> bool {
+    let path = s.split('#').next().unwrap_or(s);
+    path.ends_with(".git") || path.ends_with(".git/")
 }
 
 /// Expands `$VAR` in a heredoc body (quotes are literal there, as in BuildKit).

@@ -56,6 +56,9 @@ pub struct BuildArgs {
     /// Print only the image id.
     #[arg(short, long)]
     quiet: bool,
+    /// Stages built at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    jobs: usize,
 }
 
 fn parse_output(spec: &str) -> anyhow::Result<(SaveFormat, PathBuf)> {
@@ -162,7 +165,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         )
         .hex()
     ));
-    let mut ctx = Context::load(
+    let ctx = Context::load(
         &context_dir,
         Some(Path::new(&dockerfile_path)),
         Some(hash_cache),
@@ -175,29 +178,28 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
     };
     let quiet = args.quiet;
     let _tty = std::io::stderr().is_terminal();
-    let mut texts: BTreeMap<usize, String> = BTreeMap::new();
-    let mut progress = |e: Event| {
+    // Stages build in parallel: events arrive from several threads, each
+    // printed whole.
+    let progress = move |e: Event| {
         if quiet {
             return;
         }
-        if mode == "rawjson" {
-            eprintln!("{}", serde_json::to_string(&e).unwrap_or_default());
-            return;
-        }
-        match e {
-            Event::Step {
-                id,
-                stage,
-                index,
-                total,
-                text,
-            } => {
-                eprintln!("#{id} [{stage} {index}/{total}] {text}");
-                texts.insert(id, text);
+        let line = if mode == "rawjson" {
+            serde_json::to_string(&e).unwrap_or_default()
+        } else {
+            match e {
+                Event::Step {
+                    id,
+                    stage,
+                    index,
+                    total,
+                    text,
+                } => format!("#{id} [{stage} {index}/{total}] {text}"),
+                Event::Cached { id } => format!("#{id} CACHED"),
+                Event::Done { id, seconds } => format!("#{id} DONE {seconds:.3}s"),
             }
-            Event::Cached { id } => eprintln!("#{id} CACHED"),
-            Event::Done { id, seconds } => eprintln!("#{id} DONE {seconds:.3}s"),
-        }
+        };
+        eprintln!("{line}");
     };
     let exec_opts = ExecOptions {
         compression: match args.compression.as_str() {
@@ -208,9 +210,10 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         source_date_epoch,
+        jobs: args.jobs,
     };
-    let mut exec = Executor::new(&store, exec_opts, &mut progress)?;
-    let built = exec.build(&plan, &mut ctx)?;
+    let exec = Executor::new(&store, exec_opts, &progress)?;
+    let built = exec.build(&plan, &ctx)?;
     exec.tag(&built, &names)?;
     drop(exec);
     let id = built.config_digest.to_string();
