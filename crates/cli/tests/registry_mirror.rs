@@ -224,6 +224,20 @@ fn manifest_get(s: &Server, path: &str) -> Resp {
         .send()
 }
 
+/// The raw bytes answered to a GET, however the connection ends.
+fn get_raw(addr: &str, path: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    raw
+}
+
 /// A GET with the manifest `Accept` header, on a plain address.
 fn raw_get(addr: &str, path: &str) -> Resp {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -896,7 +910,7 @@ fn a_client_disconnecting_does_not_abort_caching() {
     let c = std::thread::spawn(move || get_reporting(&addr, &p2, tx, false));
     rx.recv_timeout(Duration::from_secs(60)).unwrap();
     let r = c.join().unwrap();
-    assert!((r.body.len() as u64) < 1 << 20, "the client left early");
+    assert!(r.body.len() < 1 << 20, "the client left early");
     px.release();
     wait_until("the blob is committed", || {
         blob_file(mroot.path(), &layer).exists()
@@ -925,6 +939,11 @@ fn corrupt_or_truncated_upstream_content_is_never_cached() {
         &["--mirror", &format!("docker.io=http://{}", px.addr)],
     );
     let path = format!("/v2/docker.io/library/bad/blobs/{layer}");
+    let size = up
+        .req("GET", &format!("/v2/library/bad/blobs/{layer}"))
+        .send()
+        .body
+        .len();
     let ingest_empty = || {
         std::fs::read_dir(mroot.path().join("ingest"))
             .unwrap()
@@ -933,12 +952,18 @@ fn corrupt_or_truncated_upstream_content_is_never_cached() {
     };
     for act in [Act::Corrupt, Act::Cut { after: 100 << 10 }] {
         px.rule(&format!("/blobs/{layer}"), act.clone());
-        let r = m.req("GET", &path).send();
-        assert!(
-            r.status != 200 || sha256_hex(&r.body) != layer && (r.body.len() as u64) < 1 << 20,
-            "{act:?}: the client must not get a complete body ({} bytes)",
-            r.body.len()
-        );
+        // The connection may close before or after the head: either way
+        // no complete body.
+        let raw = get_raw(&m.addr, &path);
+        if raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            let r = parse_response(&raw, false);
+            assert!(
+                r.status != 200 || r.body.len() < size,
+                "{act:?}: the client must not get a complete body ({} bytes, {})",
+                r.body.len(),
+                r.status
+            );
+        }
         px.clear();
         wait_until("the failed fetch is cleaned up", ingest_empty);
         assert!(!blob_file(mroot.path(), &layer).exists(), "{act:?}");

@@ -360,10 +360,12 @@ async fn respond(
 ) -> Result<Response<Body>, ApiError> {
     let mut rx = flight.progress.subscribe();
     let ranged = headers.contains_key(hyper::header::RANGE);
-    // A range is served from verified bytes only; a whole blob as it arrives.
+    // A range is served from verified bytes only; a whole blob as it
+    // arrives, once its first bytes are there (a fetch that fails at once
+    // is still answered with an error response, not a cut connection).
     let ready = |p: &Progress| match p.state {
         State::Connecting => false,
-        State::Streaming => !ranged,
+        State::Streaming => !ranged && p.written > 0,
         State::Verified | State::Failed(_) => true,
     };
     let waited = rx.wait_for(ready).await.map(|p| p.clone());
