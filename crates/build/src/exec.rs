@@ -55,8 +55,10 @@ impl Default for ExecOptions {
     }
 }
 
-/// A progress event, rendered by the CLI.
+/// A progress event, rendered by the CLI. More kinds may come (RUN output,
+/// say): renderers must accept events they do not know.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Step {

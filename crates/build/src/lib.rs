@@ -26,6 +26,7 @@ mod copy;
 pub mod exec;
 mod fetch;
 mod gc_roots;
+pub mod output;
 pub mod plan;
 mod source;
 

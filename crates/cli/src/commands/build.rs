@@ -1,4 +1,5 @@
-//! `berth build`: Dockerfile → image in the local store (and optional archive outputs).
+//! `berth build`: Dockerfile → image in the local store (and optional outputs:
+//! docker/OCI archives, the final file system as a directory or a tar).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
@@ -44,7 +45,7 @@ pub struct BuildArgs {
     /// Write build metadata (image digest, config digest) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
-    /// Also export: type=docker,dest=FILE or type=oci,dest=FILE.
+    /// Also export: type=docker|oci,dest=FILE (image archive), type=tar,dest=FILE or type=local,dest=DIR (the final file system).
     #[arg(short, long, value_name = "SPEC")]
     output: Vec<String>,
     /// Layer compression.
@@ -61,26 +62,35 @@ pub struct BuildArgs {
     jobs: usize,
 }
 
-fn parse_output(spec: &str) -> anyhow::Result<(SaveFormat, PathBuf)> {
+/// An `--output`: an archive of the image, or its final file system.
+#[derive(Debug)]
+enum Output {
+    Archive(SaveFormat, PathBuf),
+    Local(PathBuf),
+    Tar(PathBuf),
+}
+
+fn parse_output(spec: &str) -> anyhow::Result<Output> {
     let mut kind = None;
     let mut dest = None;
     for part in spec.split(',') {
         match part.split_once('=') {
             Some(("type", t)) => kind = Some(t.to_owned()),
             Some(("dest", d)) => dest = Some(PathBuf::from(d)),
-            _ => bail!("invalid --output {spec:?}: expected type=docker|oci,dest=FILE"),
+            _ => bail!("invalid --output {spec:?}: expected type=docker|oci|tar|local,dest=PATH"),
         }
     }
-    let format = match kind.as_deref() {
-        Some("docker") => SaveFormat::Docker,
-        Some("oci") => SaveFormat::Oci,
-        Some(other) => bail!("--output type={other} is not supported yet (docker, oci)"),
+    let dest = dest.with_context(|| format!("--output {spec:?} needs dest=PATH"))?;
+    Ok(match kind.as_deref() {
+        Some("docker") => Output::Archive(SaveFormat::Docker, dest),
+        Some("oci") => Output::Archive(SaveFormat::Oci, dest),
+        Some("local") => Output::Local(dest),
+        Some("tar") => Output::Tar(dest),
+        Some(other) => {
+            bail!("--output type={other} is not supported (docker, oci, tar, local)")
+        }
         None => bail!("--output {spec:?} needs type="),
-    };
-    Ok((
-        format,
-        dest.with_context(|| format!("--output {spec:?} needs dest=FILE"))?,
-    ))
+    })
 }
 
 pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
@@ -134,7 +144,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|t| Reference::parse(t))
         .collect::<Result<_, _>>()?;
-    let outputs: Vec<(SaveFormat, PathBuf)> = args
+    let outputs: Vec<Output> = args
         .output
         .iter()
         .map(|o| parse_output(o))
@@ -197,6 +207,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
                 } => format!("#{id} [{stage} {index}/{total}] {text}"),
                 Event::Cached { id } => format!("#{id} CACHED"),
                 Event::Done { id, seconds } => format!("#{id} DONE {seconds:.3}s"),
+                _ => return,
             }
         };
         eprintln!("{line}");
@@ -243,19 +254,36 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         std::fs::write(f, serde_json::to_vec_pretty(&meta)?)
             .with_context(|| format!("writing {}", f.display()))?;
     }
-    if !outputs.is_empty() {
-        let rec = store.find(&built.manifest.digest.to_string())?;
-        let img = store.resolve(&rec, None)?;
-        for (format, dest) in outputs {
-            let file = std::fs::File::create(&dest)
-                .with_context(|| format!("creating {}", dest.display()))?;
-            let w = archive::save(
-                &store,
-                &[(img.clone(), names.clone())],
-                format,
-                std::io::BufWriter::new(file),
-            )?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    for out in outputs {
+        match out {
+            Output::Archive(format, dest) => {
+                let rec = store.find(&built.manifest.digest.to_string())?;
+                let img = store.resolve(&rec, None)?;
+                let file = std::fs::File::create(&dest)
+                    .with_context(|| format!("creating {}", dest.display()))?;
+                let w = archive::save(
+                    &store,
+                    &[(img, names.clone())],
+                    format,
+                    std::io::BufWriter::new(file),
+                )?;
+                w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            }
+            Output::Local(dest) => {
+                berth_build::output::write_local(&store, &built.manifest, &dest)
+                    .with_context(|| format!("writing the file system to {}", dest.display()))?;
+            }
+            Output::Tar(dest) => {
+                let file = std::fs::File::create(&dest)
+                    .with_context(|| format!("creating {}", dest.display()))?;
+                let w = berth_build::output::write_tar(
+                    &store,
+                    &built.manifest,
+                    &store.root().join("tmp"),
+                    std::io::BufWriter::new(file),
+                )?;
+                w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            }
         }
     }
     if quiet {
