@@ -179,7 +179,7 @@ pub(crate) async fn get(
             .await
             .map_err(|e| Failure::from(e).to_api(Subject::Blob, t.bare))?;
     }
-    respond(m, flight, &d, headers, head, t.bare).await
+    respond(reg, m, flight, &d, headers, head, t.bare).await
 }
 
 /// The flight for `d`, joined or started; `None` if the blob was committed
@@ -351,6 +351,7 @@ async fn fetch(
 
 /// A response streaming the flight's spool.
 async fn respond(
+    reg: &Arc<Registry>,
     m: &Arc<Mirror>,
     flight: Arc<BlobFlight>,
     d: &Digest,
@@ -417,9 +418,11 @@ async fn respond(
     let (tx, body_rx) = mpsc::channel::<io::Result<Bytes>>(4);
     m.stats.blob_streaming.fetch_add(1, Ordering::Relaxed);
     let streaming = Streaming(m.clone());
+    let r = reg.clone();
     tokio::spawn(async move {
         let _streaming = streaming;
-        pump(flight, rx, start, end, tx).await;
+        let sent = pump(flight, rx, start, end, tx).await;
+        r.metrics.bytes_out.fetch_add(sent, Ordering::Relaxed);
     });
     let len = (end != u64::MAX).then(|| end - start);
     Ok(reply(
@@ -433,14 +436,15 @@ async fn respond(
 }
 
 /// Sends spool bytes `[start, end)` to a client as the flight writes them,
-/// holding the last byte back until the blob is verified.
+/// holding the last byte back until the blob is verified. Returns how many
+/// bytes were sent.
 async fn pump(
     flight: Arc<BlobFlight>,
     mut rx: watch::Receiver<Progress>,
     start: u64,
     end: u64,
     tx: mpsc::Sender<io::Result<Bytes>>,
-) {
+) -> u64 {
     let mut pos = start;
     loop {
         let (written, state) = {
@@ -452,7 +456,7 @@ async fn pump(
                 let _ = tx
                     .send(Err(io::Error::new(io::ErrorKind::InvalidData, f.message)))
                     .await;
-                return;
+                return pos - start;
             }
             State::Verified => true,
             _ => false,
@@ -477,21 +481,21 @@ async fn pump(
                 Ok(Ok(buf)) => buf,
                 Ok(Err(e)) => {
                     let _ = tx.send(Err(e)).await;
-                    return;
+                    return pos - start;
                 }
                 Err(e) => {
                     let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
-                    return;
+                    return pos - start;
                 }
             };
             pos += n as u64;
             if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                return; // the client went away; the flight goes on
+                return pos - start; // the client went away; the flight goes on
             }
             continue;
         }
         if verified && pos >= available {
-            return; // done: dropping the sender ends the body
+            return pos - start; // done: dropping the sender ends the body
         }
         if rx.changed().await.is_err() {
             // The flight is gone: finish if it was verified, else abort.
@@ -501,7 +505,7 @@ async fn pump(
             let _ = tx
                 .send(Err(io::Error::other("the upstream fetch ended early")))
                 .await;
-            return;
+            return pos - start;
         }
     }
 }

@@ -252,4 +252,21 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn the_example_configuration_file() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/registry/config.toml"
+        );
+        let c = crate::Config::from_file(std::path::Path::new(path)).unwrap();
+        assert_eq!(c.mirrors.len(), 2);
+        assert_eq!(c.mirrors[0].resolve().unwrap().registry, "docker.io");
+        assert_eq!(c.mirrors[1].registry.as_deref(), Some("ghcr.io"));
+        assert_eq!(c.mirrors[1].ttl_secs, 60);
+        assert!(c.mirror_cache.max_bytes > 0);
+        let bad: std::result::Result<crate::Config, _> =
+            toml::from_str("[[mirror]]\nurl = \"https://x.io\"\nbogus = 1\n");
+        assert!(bad.is_err(), "unknown keys are refused");
+    }
 }

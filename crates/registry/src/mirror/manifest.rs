@@ -22,6 +22,10 @@ use crate::registry::Registry;
 use crate::routes::{self, Reference};
 use crate::storage::MetaStore;
 
+/// How long a tag's re-validation may take before the cached manifest is
+/// served instead.
+const REVALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A manifest ready to serve.
 #[derive(Debug)]
 pub(crate) struct Cached {
@@ -186,7 +190,21 @@ async fn fetch(reg: &Arc<Registry>, m: &Arc<Mirror>, t: &Target, r: &Reference) 
                     return Ok(c.clone());
                 }
                 m.stats.revalidations.fetch_add(1, Ordering::Relaxed);
-                match src.up.manifest_digest(&t.repo, tag).await {
+                // A cached answer exists: do not let a black-holed upstream
+                // hold the client for the full I/O timeout.
+                let head =
+                    tokio::time::timeout(REVALIDATE_TIMEOUT, src.up.manifest_digest(&t.repo, tag))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(super::upstream::UpstreamError::Unavailable {
+                                registry: src.up.registry.clone(),
+                                message: format!(
+                                    "no answer to the re-validation within {} s",
+                                    REVALIDATE_TIMEOUT.as_secs()
+                                ),
+                            })
+                        });
+                match head {
                     Ok(Some(d)) if d == c.digest => {
                         m.validated.lock().unwrap().insert(key, Instant::now());
                         return Ok(c.clone());
