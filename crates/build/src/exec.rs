@@ -41,6 +41,8 @@ pub struct ExecOptions {
     pub source_date_epoch: Option<i64>,
     /// Stages built at once (0: the number of CPUs).
     pub jobs: usize,
+    /// What RUN steps may use (sandbox helper, secrets, SSH, entitlements).
+    pub run: crate::run::RunOptions,
 }
 
 impl Default for ExecOptions {
@@ -51,6 +53,7 @@ impl Default for ExecOptions {
             no_cache_filter: Vec::new(),
             source_date_epoch: None,
             jobs: 0,
+            run: Default::default(),
         }
     }
 }
@@ -74,6 +77,11 @@ pub enum Event {
     Done {
         id: usize,
         seconds: f64,
+    },
+    /// A line of a RUN step's output (stdout and stderr, in order).
+    Output {
+        id: usize,
+        line: String,
     },
 }
 
@@ -189,6 +197,18 @@ impl<'a> Executor<'a> {
             made: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(HashMap::new()),
         })
+    }
+
+    pub(crate) fn store(&self) -> &'a ImageStore {
+        self.store
+    }
+
+    pub(crate) fn options(&self) -> &ExecOptions {
+        &self.opts
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        (self.progress)(e)
     }
 
     pub(crate) fn tmp_dir(&self) -> &Path {
@@ -572,6 +592,17 @@ impl<'a> Executor<'a> {
                         let workdir = rc.working_dir.clone().unwrap_or_else(|| "/".into());
                         was_cached =
                             self.copy(&mut st, c, &workdir, step.line, ctx, deps, no_cache)?;
+                    }
+                    Op::Run(r) => {
+                        layer_step = true;
+                        let label = format!("[{label} {}/{total}]", n + 2);
+                        let at = crate::run::StepAt {
+                            id,
+                            line: step.line,
+                            label: &label,
+                        };
+                        was_cached =
+                            crate::run::run_step(self, &mut st, r, &at, ctx, deps, no_cache)?;
                     }
                 }
                 if layer_step {

@@ -15,7 +15,10 @@
 //!   on a hit; identical vertices run once;
 //! - `copy` (with `source` selecting what is read and `fetch` downloading
 //!   URLs) implements COPY and ADD with BuildKit's destination rules,
-//!   `--link`, `--parents`, `--exclude`, `--chmod` ([`chmod`]) and archives.
+//!   `--link`, `--parents`, `--exclude`, `--chmod` ([`chmod`]) and archives;
+//! - [`run`] plans and executes RUN (shell/exec forms, heredocs, `--mount`
+//!   of every type, `--network`, `--security`) in `berth-sandbox`, turning
+//!   the overlay's upper directory into the step's layer.
 //!
 //! What it deliberately does not do yet: ADD from git, `https://` URLs
 //! (TLS arrives with the registry client's HTTP stack).
@@ -28,6 +31,7 @@ mod fetch;
 mod gc_roots;
 pub mod output;
 pub mod plan;
+pub mod run;
 mod source;
 
 pub use gc_roots::BuildCacheRoots;
@@ -39,6 +43,26 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("Dockerfile:{line}: {message}")]
     Dockerfile { line: usize, message: String },
+    /// A RUN command failed: its status and last lines of output.
+    #[error(
+        "Dockerfile:{line}: {step} RUN {command}: did not complete successfully: {status}{}",
+        output_tail(output)
+    )]
+    Run {
+        line: usize,
+        /// `[stage 3/5]`.
+        step: String,
+        command: String,
+        status: String,
+        output: Vec<String>,
+    },
+    /// The sandbox could not run a RUN command.
+    #[error("Dockerfile:{line}: RUN")]
+    Sandbox {
+        line: usize,
+        #[source]
+        source: berth_sandbox::Error,
+    },
     #[error("Dockerfile:{line}: {what} is not supported yet")]
     Unsupported { line: usize, what: String },
     #[error("target stage {0:?} not found")]
@@ -73,3 +97,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn output_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\nlast lines of output:");
+    for l in lines {
+        s.push_str("\n  ");
+        s.push_str(l);
+    }
+    s
+}

@@ -79,6 +79,7 @@ pub enum Op {
     OnBuild(String),
     Arg,
     Copy(CopyOp),
+    Run(crate::run::RunOp),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,13 +112,16 @@ pub struct Plan {
 }
 
 impl Stage {
-    /// Stages this stage needs (its base and COPY --from sources).
+    /// Stages this stage needs (its base, COPY --from and RUN --mount from= sources).
     pub fn deps(&self) -> BTreeSet<usize> {
         let mut d = BTreeSet::new();
         if let Base::Stage(i) = self.base {
             d.insert(i);
         }
         for s in &self.steps {
+            if let Op::Run(r) = &s.op {
+                d.extend(r.stage_deps());
+            }
             if let Op::Copy(c) = &s.op
                 && let Source::Stage(i) = c.from
             {
@@ -306,6 +310,13 @@ pub fn plan(
                 && j < i
             {
                 todo.push(j);
+            }
+            for f in crate::run::mount_froms(ins) {
+                if let Some(j) = stage_ref(&f)
+                    && j < i
+                {
+                    todo.push(j);
+                }
             }
         }
     }
@@ -678,16 +689,21 @@ fn plan_stage(
                     checksum,
                 })
             }
-            Keyword::Run => {
-                return Err(Error::Unsupported {
-                    line,
-                    what: "RUN (executing commands arrives with the sandbox)".into(),
-                });
-            }
+            Keyword::Run => Op::Run(crate::run::plan_run(
+                ins,
+                lexer,
+                &shell,
+                env,
+                args,
+                &scope(env, args),
+                stage_ref,
+                index,
+            )?),
             Keyword::From => unreachable!("FROM starts a stage"),
         };
         let created_by = match &op {
             Op::Copy(_) => copy_history.take().unwrap_or_default(),
+            Op::Run(r) => r.created_by.clone(),
             Op::Cmd(a) if ins.json => format!("CMD {}", serde_json::to_string(a).expect("json")),
             Op::Entrypoint(a) if ins.json => {
                 format!("ENTRYPOINT {}", serde_json::to_string(a).expect("json"))
@@ -787,7 +803,7 @@ mod tests {
 
     #[test]
     fn stages_targets_and_reachability() {
-        let src = "ARG BASE=busybox\nFROM ${BASE} AS one\nRUN broken-but-unused\nFROM scratch AS two\nCOPY a /a\nFROM two\nCOPY --from=two /a /b\nENV P=$PATH:/x\n";
+        let src = "ARG BASE=busybox\nFROM ${BASE} AS one\nRUN --network=bogus broken-but-unused\nFROM scratch AS two\nCOPY a /a\nFROM two\nCOPY --from=two /a /b\nENV P=$PATH:/x\n";
         let plan = p(src, None).unwrap();
         assert_eq!(
             plan.order,
@@ -800,7 +816,7 @@ mod tests {
         assert!(matches!(&steps[1].op, Op::Env(kv) if kv[0].1 == "$PATH:/x" || kv[0].1 == ":/x"));
         let plan = p(src, Some("one"));
         assert!(
-            matches!(plan, Err(Error::Unsupported { line: 3, .. })),
+            matches!(plan, Err(Error::Dockerfile { line: 3, .. })),
             "{plan:?}"
         );
         assert!(matches!(p(src, Some("nope")), Err(Error::UnknownTarget(_))));

@@ -23,6 +23,9 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(commands::build::BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(commands::builder::BuilderCommand),
     /// Load images from a docker-archive or OCI archive.
     Load(image::LoadArgs),
     /// Save images to a docker-archive (default) or OCI archive.
@@ -84,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let s = &cli.store;
     match cli.command {
         Command::Build(a) => commands::build::run(s, a),
+        Command::Builder(c) => commands::builder::run(s, c),
         Command::Load(a) => image::load(s, a),
         Command::Save(a) => image::save(s, a),
         Command::Import(a) => image::import_cmd(s, a),
@@ -106,6 +110,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn main() {
+    // RUN steps re-execute this binary as the sandbox's init stage.
+    berth_sandbox::init_if_requested();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => std::process::exit(code),

@@ -60,6 +60,15 @@ pub struct BuildArgs {
     /// Stages built at once (default: the number of CPUs).
     #[arg(long, value_name = "N", default_value_t = 0)]
     jobs: usize,
+    /// Expose a secret to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR.
+    #[arg(long = "secret", value_name = "SPEC")]
+    secrets: Vec<String>,
+    /// Forward an SSH agent to RUN --mount=type=ssh: default ($SSH_AUTH_SOCK) or ID=SOCKET.
+    #[arg(long, value_name = "ID[=SOCKET]")]
+    ssh: Vec<String>,
+    /// Grant an entitlement to RUN steps: security.insecure (network.host is implied).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    allow: Vec<String>,
 }
 
 /// An `--output`: an archive of the image, or its final file system.
@@ -207,6 +216,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
                 } => format!("#{id} [{stage} {index}/{total}] {text}"),
                 Event::Cached { id } => format!("#{id} CACHED"),
                 Event::Done { id, seconds } => format!("#{id} DONE {seconds:.3}s"),
+                Event::Output { id, line } => format!("#{id} {line}"),
                 _ => return,
             }
         };
@@ -222,6 +232,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         no_cache_filter: args.no_cache_filter.clone(),
         source_date_epoch,
         jobs: args.jobs,
+        run: super::builder::run_options(&args.secrets, &args.ssh, &args.allow)?,
     };
     let exec = Executor::new(&store, exec_opts, &progress)?;
     let built = exec.build(&plan, &ctx)?;
