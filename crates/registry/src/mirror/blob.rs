@@ -169,8 +169,8 @@ pub(crate) async fn get(
     }
     let flight = join_or_start(reg, m, t, &d)?;
     let Some(flight) = flight else {
-        // It landed in the store meanwhile.
-        return serve_blob_file(reg, &d, headers, head).await;
+        // It landed in the store meanwhile: serve it (after the checks above).
+        return Box::pin(get(reg, m, t, digest, headers, head)).await;
     };
     if flight.repo != t.repo && !linked {
         // Someone else's fetch: this repository must have the blob too.
@@ -226,7 +226,16 @@ fn join_or_start(
         let res = fetch(&reg, &m, &t, &d, &flight).await;
         if let Err(f) = res {
             tracing::warn!(digest = %d, repository = %t.repo, error = %f.message, "mirror blob fetch failed");
-            flight.set(State::Failed(f));
+            // Once verified, clients get their bytes whatever happens to
+            // the commit (which only costs the next client a fetch).
+            flight.progress.send_if_modified(|p| {
+                if p.state == State::Verified {
+                    false
+                } else {
+                    p.state = State::Failed(f);
+                    true
+                }
+            });
         }
         drop(landing);
         m.maybe_evict(&reg);
@@ -340,8 +349,10 @@ async fn fetch(
     let (mm, tt, dd) = (m.clone(), t.clone(), d.clone());
     tokio::task::spawn_blocking(move || -> Result<(), Failure> {
         let _guard = guard;
-        ingest.commit(Expected::exact(dd.clone(), size))?;
+        // Linked first: a request between the two finds the link and joins
+        // this flight (still in the table) instead of asking the upstream.
         mm.sources[tt.upstream].meta.link_blob(&tt.repo, &dd)?;
+        ingest.commit(Expected::exact(dd.clone(), size))?;
         mm.cache.record(&dd, size);
         Ok(())
     })
