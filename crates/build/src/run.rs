@@ -675,10 +675,19 @@ fn execute(
         line: at.line,
         message,
     };
+    reap_stale_run_dirs(ex.tmp_dir());
     let run_dir = tempfile::Builder::new()
         .prefix("run-")
         .tempdir_in(ex.tmp_dir())
         .map_err(|e| Error::io("create directory in", ex.tmp_dir(), e))?;
+    // Held while the step runs: a run directory whose lock is free belongs
+    // to a berth that was killed, and the next RUN removes it.
+    // (Locked before it takes its name, so no reaper ever sees it free.)
+    let lock_path = run_dir.path().join("lock");
+    let tmp_lock = run_dir.path().join("lock.new");
+    let in_use = fs::File::create(&tmp_lock).map_err(|e| Error::io("create", &tmp_lock, e))?;
+    in_use.lock().map_err(|e| Error::io("lock", &tmp_lock, e))?;
+    fs::rename(&tmp_lock, &lock_path).map_err(|e| Error::io("rename", &tmp_lock, e))?;
     let dir = |n: &str| -> Result<PathBuf> {
         let p = run_dir.path().join(n);
         fs::create_dir_all(&p).map_err(|e| Error::io("create directory", &p, e))?;
@@ -979,6 +988,28 @@ fn execute(
     let (w, _) = berth_layer::write::write_layer(&upper, TreeSource::OverlayUpper, &wopts, w)?;
     let written = w.finish()?;
     Ok(Some((written.descriptor, written.diff_id)))
+}
+
+/// Removes the run directories of killed builds (their lock is free). The
+/// sandbox's mounts lived in its own mount namespace and its processes died
+/// with the build, so only files are left.
+fn reap_stale_run_dirs(tmp: &Path) {
+    let Ok(rd) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with("run-") {
+            continue;
+        }
+        let lock = e.path().join("lock");
+        // A directory without a lock file yet is being created: skip it.
+        let Ok(f) = fs::OpenOptions::new().write(true).open(&lock) else {
+            continue;
+        };
+        if f.try_lock().is_ok() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// How many lines of output an error shows.

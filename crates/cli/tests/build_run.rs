@@ -371,3 +371,65 @@ fn ssh_agent_socket_is_forwarded() {
     assert_eq!(fs["sock"].text(), "/run/buildkit/ssh_agent.0\n");
     assert!(!fs.contains_key("run/buildkit"), "no mountpoint left");
 }
+
+/// Host processes whose command line is exactly `argv`.
+fn host_processes(argv: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim_end() == argv)
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn kill_9_of_berth_leaves_no_process_and_the_next_build_cleans_up() {
+    let store = busybox_store();
+    let root = store.path();
+    let marker = format!("sleep {}", 200_000 + std::process::id());
+    let ctx = Ctx::new(&format!(
+        "FROM busybox\nRUN --mount=type=cache,target=/c {marker} & {marker}\n"
+    ));
+    let mut child = build_cmd(root, ctx.path(), &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the RUN step to start", || host_processes(&marker) == 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The sandbox dies with berth: nothing of the step keeps running.
+    wait_for("the sandbox to die", || host_processes(&marker) == 0);
+    let leftovers = |root: &Path| -> Vec<String> {
+        std::fs::read_dir(root.join("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("run-"))
+            .collect()
+    };
+    assert_eq!(leftovers(root).len(), 1, "the killed step's directory");
+    // The cache mount was not left locked, and the next RUN removes the
+    // killed build's directory.
+    let ctx = Ctx::new("FROM busybox\nRUN --mount=type=cache,target=/c,sharing=locked true\n");
+    build(root, ctx.path(), &[]);
+    assert!(leftovers(root).is_empty(), "{:?}", leftovers(root));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&root.display().to_string()),
+        "no mount of the store is left on the host"
+    );
+}
