@@ -237,6 +237,19 @@ fn push_pull_berth_registry() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);
     roundtrip(&env, &s.addr, None);
+    assert_eq!(requests(&s, "PATCH"), 0, "monolithic uploads only");
+}
+
+/// How many requests with `method` the berth registry has answered (from its metrics).
+fn requests(s: &Server, method: &str) -> u64 {
+    let text = s.req("GET", "/metrics").send().text();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("berth_registry_requests_total{")
+                && l.contains(&format!("method=\"{method}\""))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
 }
 
 #[test]
@@ -255,6 +268,9 @@ fn chunked_push_to_berth_registry() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);
     roundtrip(&env, &s.addr, Some("100000"));
+    // The busybox layer is about 1 MB: at least ten 100 kB chunks.
+    let patches = requests(&s, "PATCH");
+    assert!(patches >= 11, "{patches} PATCH requests");
 }
 
 #[test]
@@ -910,4 +926,59 @@ fn download_resumes_after_a_dropped_connection_and_retries_5xx() {
         .filter(|(m, p, _)| m == "GET" && p == "/v2/flaky/manifests/1")
         .count();
     assert_eq!(manifest_gets, 2, "a 503 is retried: {seen:?}");
+}
+
+#[test]
+fn loopback_tls_registry_with_a_self_signed_certificate() {
+    // Loopback registries are insecure by default, as in Docker: HTTPS is
+    // tried first (certificate not verified), plain HTTP only if that fails.
+    // This registry speaks only TLS (HTTP/2 by ALPN), so success means HTTPS.
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        root.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let src = store_with_busybox();
+    let name = format!("{}/tls/busybox:1", s.addr);
+    ok(env.berth(src.path()).args(["push", "-q", "busybox", &name]));
+    let dst = tempfile::tempdir().unwrap();
+    ok(env.berth(dst.path()).args(["pull", "-q", &name]));
+    assert_eq!(ids(dst.path(), &name), ids(src.path(), "busybox"));
+    // `localhost` is loopback too.
+    let port = s.addr.rsplit(':').next().unwrap();
+    let by_name = format!("localhost:{port}/tls/busybox:1");
+    let dst2 = tempfile::tempdir().unwrap();
+    ok(env.berth(dst2.path()).args(["pull", "-q", &by_name]));
+    assert_eq!(ids(dst2.path(), &by_name).1, ids(src.path(), "busybox").1);
+    // Logging out of a registry one never logged in to is not an error.
+    let out = ok(env.berth(dst2.path()).args(["logout", &s.addr]));
+    assert!(out.contains("Not logged in"), "{out}");
 }

@@ -146,6 +146,9 @@ impl Drawer {
                 }
             }
             Event::BlobProgress { digest, done, .. } => {
+                if self.bars.is_none() {
+                    return;
+                }
                 if let Some(bar) = self.active.lock().unwrap().get(&digest.to_string()) {
                     bar.set_position(*done);
                 }
