@@ -422,14 +422,23 @@ impl Client {
             }
         };
         let mut scopes: Vec<String> = scopes.to_vec();
+        // Credentials go only to the registry itself, never to another
+        // origin an upload Location may point at.
+        let same_origin = match (url::Url::parse(&url), url::Url::parse(&base)) {
+            (Ok(u), Ok(b)) => u.origin() == b.origin(),
+            _ => false,
+        };
         let mut reauthenticated = false;
         let mut attempt = 0;
         loop {
-            let authz = self
-                .inner
-                .auth
-                .authorization(http, registry, &scopes, cred.as_ref(), allow_http)
-                .await?;
+            let authz = if same_origin {
+                self.inner
+                    .auth
+                    .authorization(http, registry, &scopes, cred.as_ref(), allow_http)
+                    .await?
+            } else {
+                None
+            };
             let mut rb = build(http.request(method.clone(), &url));
             if let Some(a) = authz {
                 rb = rb.header(reqwest::header::AUTHORIZATION, a);
