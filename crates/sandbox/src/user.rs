@@ -1,15 +1,15 @@
 //! `USER` resolution against a root filesystem's `/etc/passwd` and
 //! `/etc/group`, with Docker's rules: names or numbers; a numeric uid need
 //! not exist; the primary group comes from passwd unless a group is given;
-//! supplementary groups are the groups that list the user, only when no
-//! group is given.
+//! supplementary groups are the groups that list the user by name, only
+//! when no group is given (runc's rule: the primary group is not among them).
 
 /// A resolved user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecUser {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups (the primary group first, as `id` shows them).
+    /// Supplementary groups: those of `/etc/group` that list the user.
     pub groups: Vec<u32>,
     pub home: String,
 }
@@ -91,11 +91,11 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                         format!("unable to find group {g}: no matching entries in group file")
                     })?,
             };
-            (gid, vec![gid])
+            (gid, Vec::new())
         }
         _ => {
             let gid = entry.as_ref().map_or(uid, |e| e.gid);
-            let mut groups = vec![gid];
+            let mut groups = Vec::new();
             if let Some(e) = &entry {
                 for (_, g, members) in group_entries(group_text) {
                     if members.contains(&e.name) && !groups.contains(&g) {
@@ -132,18 +132,18 @@ mod tests {
             ExecUser {
                 uid: 0,
                 gid: 0,
-                groups: vec![0, 10],
+                groups: vec![10],
                 home: "/root".into()
             }
         );
-        assert_eq!(r("app").unwrap().groups, vec![1000, 10, 50]);
+        assert_eq!(r("app").unwrap().groups, vec![10, 50]);
         assert_eq!(r("1000").unwrap().home, "/home/app");
         assert_eq!(
             r("app:staff").unwrap(),
             ExecUser {
                 uid: 1000,
                 gid: 50,
-                groups: vec![50],
+                groups: vec![],
                 home: "/home/app".into()
             }
         );
@@ -152,7 +152,7 @@ mod tests {
             ExecUser {
                 uid: 4242,
                 gid: 7,
-                groups: vec![7],
+                groups: vec![],
                 home: "/".into()
             }
         );
