@@ -7,7 +7,8 @@
 //! helpers), retries with backoff, resumable and digest-verified blob
 //! downloads, monolithic and chunked uploads, cross-repository mounts,
 //! skipping blobs a registry already has, bounded parallel transfers with
-//! progress events, and platform selection from indexes.
+//! progress events, platform selection from indexes, and reading an image
+//! straight from a registry without storing it ([`remote`]).
 //!
 //! What it deliberately does not do: print anything (callers render
 //! [`progress::Event`]s), convert or re-serialise manifests (they travel as
@@ -30,6 +31,7 @@ mod error;
 pub mod ops;
 pub mod options;
 pub mod progress;
+pub mod remote;
 pub mod transfer;
 
 pub use auth::{AuthCache, Challenge, Credential};
@@ -38,6 +40,7 @@ pub use credentials::{CredentialSource, DefaultCredentials, LoginStore};
 pub use error::{Error, Result, error_chain};
 pub use options::{ClientOptions, RetryPolicy};
 pub use progress::{BlobOutcome, Event, Progress, ProgressSink};
+pub use remote::{BlobReader, RemoteImage};
 pub use transfer::{
     PullOptions, Pulled, PushOptions, Pushed, block_on, pull, pull_blocking, push, push_blocking,
 };

@@ -276,6 +276,54 @@ impl Client {
         }
     }
 
+    /// Starts a `GET` of a blob's bytes from `offset` on (with `Range` when
+    /// `offset > 0`). Returns the response, whose body is not read yet, and
+    /// the offset its body starts at: `offset`, or 0 when the registry
+    /// ignored `Range` and sends the whole blob. The caller verifies what it
+    /// reads ([`crate::remote::BlobReader`] does).
+    pub async fn blob_response(
+        &self,
+        registry: &str,
+        repo: &str,
+        desc: &Descriptor,
+        offset: u64,
+    ) -> Result<(Response, u64)> {
+        let path = format!("/v2/{repo}/blobs/{}", desc.digest);
+        let resp = self
+            .send(registry, &pull_scope(repo), Method::GET, &path, &|rb| {
+                if offset > 0 {
+                    rb.header(RANGE, format!("bytes={offset}-"))
+                } else {
+                    rb
+                }
+            })
+            .await?;
+        match resp.status().as_u16() {
+            200 => Ok((resp, 0)),
+            206 if offset > 0 => {
+                let start = header(&resp, CONTENT_RANGE.as_str())
+                    .and_then(|r| r.strip_prefix("bytes "))
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.trim().parse::<u64>().ok());
+                if start != Some(offset) {
+                    return Err(Error::Protocol {
+                        url: resp.url().to_string(),
+                        message: format!(
+                            "asked for bytes from {offset}, got Content-Range {:?}",
+                            header(&resp, CONTENT_RANGE.as_str())
+                        ),
+                    });
+                }
+                Ok((resp, offset))
+            }
+            404 => Err(Error::NotFound {
+                what: format!("blob {} in {registry}/{repo}", desc.digest),
+                code: crate::client::error_body(&crate::client::small_body(resp).await).0,
+            }),
+            _ => Err(status_error(&Method::GET, resp, registry).await),
+        }
+    }
+
     /// Downloads a blob into an ingest of `store` and verifies it: the
     /// returned ingest holds exactly `desc.size` bytes hashing to
     /// `desc.digest`, ready for the caller to commit. Nothing is committed

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use berth_content::{ContentStore, Expected, Ingest};
 use berth_image::{ImageRecord, ImageStore};
 use berth_oci::{
-    Descriptor, Digest, ManifestKind, ParsedManifest, Platform, Reference, media_type,
+    Descriptor, Digest, ImageManifest, ManifestKind, ParsedManifest, Platform, Reference,
+    media_type,
 };
 use tokio::task::JoinSet;
 
@@ -97,7 +98,7 @@ pub struct Pushed {
 }
 
 /// The tag or digest part of a manifest URL for `r`.
-fn manifest_ref(r: &Reference) -> String {
+pub(crate) fn manifest_ref(r: &Reference) -> String {
     match (r.digest(), r.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_owned(),
@@ -195,46 +196,17 @@ pub async fn pull(
             target = top.descriptor();
         }
         ManifestKind::Index(_) => {
-            // Walk down (indexes may nest) to the platform's image manifest.
-            let mut current = top.clone();
-            let mut chosen = None;
-            for _depth in 0..4 {
-                let ManifestKind::Index(idx) = &current.kind else {
-                    break;
-                };
-                let child = select_platform(idx, platform).ok_or_else(|| Error::NoPlatform {
-                    reference: reference.to_string(),
-                    platform: platform.to_string(),
-                    available: idx
-                        .manifests
-                        .iter()
-                        .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
-                        .collect(),
-                })?;
-                progress.emit(Event::PlatformSelected {
-                    platform: child
-                        .platform
-                        .as_ref()
-                        .map_or_else(|| platform.to_string(), ToString::to_string),
-                    digest: child.digest.clone(),
-                });
-                let m = client
-                    .get_manifest(registry, repo, &child.digest.to_string())
-                    .await?;
-                check_child(&reference.to_string(), child, &m)?;
-                // The tag entry keeps the platform: it documents the choice.
-                let mut d = m.descriptor();
-                d.platform = child.platform.clone();
-                chosen = Some(d);
-                current = m;
-            }
-            let (ManifestKind::Image(img), Some(d)) = (&current.kind, chosen) else {
-                return Err(Error::Protocol {
-                    url: reference.to_string(),
-                    message: "indexes nested too deeply".into(),
-                });
-            };
-            image_id = img.config.digest.clone();
+            let (d, current, img) = select_image(
+                client,
+                registry,
+                repo,
+                &reference.to_string(),
+                &top,
+                platform,
+                progress,
+            )
+            .await?;
+            image_id = img.config.digest;
             target = d;
             documents.push(current);
             // Only the chosen platform's image is stored, as Docker does.
@@ -255,6 +227,67 @@ pub async fn pull(
         resolved,
     )
     .await
+}
+
+/// Walks from `top` (a manifest or an index, possibly nested) down to the
+/// image manifest for `platform`, fetching and verifying each child. Returns
+/// the chosen manifest's descriptor (carrying the index entry's platform,
+/// which documents the choice), the manifest with its exact bytes, and the
+/// manifest parsed. `what` names the image in errors.
+pub async fn select_image(
+    client: &Client,
+    registry: &str,
+    repo: &str,
+    what: &str,
+    top: &ParsedManifest,
+    platform: &Platform,
+    progress: &ProgressSink,
+) -> Result<(Descriptor, ParsedManifest, ImageManifest)> {
+    let mut current = top.clone();
+    let mut chosen = top.descriptor();
+    for _depth in 0..4 {
+        let idx = match &current.kind {
+            ManifestKind::Image(m) => {
+                let m = m.clone();
+                return Ok((chosen, current, m));
+            }
+            ManifestKind::Index(idx) => idx,
+        };
+        let child = select_platform(idx, platform).ok_or_else(|| Error::NoPlatform {
+            reference: what.to_owned(),
+            platform: platform.to_string(),
+            available: idx
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+                .collect(),
+        })?;
+        progress.emit(Event::PlatformSelected {
+            platform: child
+                .platform
+                .as_ref()
+                .map_or_else(|| platform.to_string(), ToString::to_string),
+            digest: child.digest.clone(),
+        });
+        let m = client
+            .get_manifest(registry, repo, &child.digest.to_string())
+            .await?;
+        check_child(what, child, &m)?;
+        let mut d = m.descriptor();
+        d.platform = child.platform.clone();
+        chosen = d;
+        current = m;
+    }
+    match &current.kind {
+        ManifestKind::Image(m) => {
+            let m = m.clone();
+            Ok((chosen, current, m))
+        }
+        ManifestKind::Index(_) => Err(Error::Protocol {
+            url: what.to_owned(),
+            message: "indexes nested too deeply".into(),
+        }),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -412,7 +445,7 @@ pub fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<
     runtime()?.block_on(fut)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
