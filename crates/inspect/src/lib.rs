@@ -3,7 +3,8 @@
 //! `berth dive`.
 //!
 //! What it does: streams layers (tar, optionally gzip or zstd) from the local
-//! store, docker-archives, OCI archives or OCI layout directories, and builds
+//! store, docker-archives, OCI archives, OCI layout directories or a remote
+//! image ([`source::Remote`]: a registry, implemented by the CLI), and builds
 //! per layer a tree of paths ([`layer::LayerTree`]) with metadata and content
 //! hashes, never file bytes; then computes
 //! - dive's metrics exactly as dive does ([`dive`]), so `.dive-ci`
@@ -20,7 +21,7 @@
 //! What it deliberately does not do: draw anything (it produces data; the
 //! CLI draws the report and the TUI), unpack layers to disk, or keep file
 //! contents in memory: memory grows with the number of paths, never bytes.
-//! Registry sources arrive with the registry client.
+//! It does no network I/O itself: remote images come through a trait.
 
 pub mod analysis;
 pub mod ci;

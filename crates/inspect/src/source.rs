@@ -1,5 +1,6 @@
-//! Where images come from: the local store, docker-archives, OCI archives
-//! and OCI layout directories. Each is read as a stream of layer tars (a
+//! Where images come from: the local store, docker-archives, OCI archives,
+//! OCI layout directories and remote images (a registry, through the
+//! [`Remote`] trait). Each is read as a stream of layer tars (a
 //! docker-archive's layers are tars inside the outer tar); nothing is
 //! unpacked to disk and nothing is written to the store.
 //!
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth_content::ContentStore as _;
 use berth_image::ImageStore;
@@ -37,6 +39,28 @@ pub enum Source {
     OciArchive(PathBuf),
     /// An OCI image layout directory.
     OciDir(PathBuf),
+    /// An image served blob by blob from elsewhere (a registry).
+    Remote(Arc<dyn Remote>),
+}
+
+/// An image read from somewhere berth-inspect cannot reach itself (a
+/// registry; the CLI implements this with berth-client), already resolved
+/// to one platform. Layers are streamed, never stored.
+pub trait Remote: Send + Sync + std::fmt::Debug {
+    /// The image's name in reports.
+    fn name(&self) -> String;
+    /// The image manifest.
+    fn manifest(&self) -> &ImageManifest;
+    /// The config's exact bytes (verified against the manifest's digest).
+    fn config(&self) -> &[u8];
+    /// A blob of the image as a stream. The stream must be verified: its
+    /// final read fails unless the bytes have `desc`'s digest and size (the
+    /// reader is read to its end so that this check always runs).
+    fn open(&self, desc: &Descriptor) -> io::Result<Box<dyn Read + '_>>;
+    /// The layers of the base image named by the manifest's base
+    /// annotations (`name` and manifest or index `digest`), if they can be
+    /// found; `None` makes the user layers dive's "all but the first".
+    fn base_layers(&self, name: Option<&str>, digest: &Digest) -> Option<Vec<Digest>>;
 }
 
 impl Source {
@@ -46,6 +70,7 @@ impl Source {
             Source::DockerArchive(p) => format!("docker-archive:{}", p.display()),
             Source::OciArchive(p) => format!("oci-archive:{}", p.display()),
             Source::OciDir(p) => format!("oci-dir:{}", p.display()),
+            Source::Remote(r) => r.name(),
         }
     }
 }
@@ -79,6 +104,36 @@ pub fn load(source: &Source, platform: Option<&Platform>) -> Result<(ImageInfo, 
                 let tree = read_blob(desc, || Ok(store.content().open(&desc.digest)?))?;
                 layers.push((meta.clone(), tree));
             }
+            Ok((
+                info.clone(),
+                ImageLayers {
+                    name: info.name,
+                    layers,
+                    user_layers,
+                },
+            ))
+        }
+        Source::Remote(remote) => {
+            let manifest = remote.manifest();
+            let config = ImageConfig::from_slice(remote.config()).map_err(|e| Error::Json {
+                what: format!("config of {}", remote.name()),
+                source: e,
+            })?;
+            let info = info_from(remote.name(), manifest, config, |d| d.digest.to_string());
+            let mut layers = Vec::new();
+            for (desc, (_, meta)) in manifest.layers.iter().zip(&info.layers) {
+                let tree = read_remote_blob(remote.as_ref(), desc)?;
+                layers.push((meta.clone(), tree));
+            }
+            let user_layers = user_layers_from_annotations(manifest, |d| {
+                remote.base_layers(
+                    manifest
+                        .annotations
+                        .get(ANNOTATION_BASE_NAME)
+                        .map(String::as_str),
+                    d,
+                )
+            });
             Ok((
                 info.clone(),
                 ImageLayers {
@@ -242,6 +297,25 @@ pub fn cat(
             let mut r = open_layer(Box::new(f), c).map_err(|e| layer_err(locator, e))?;
             copy(&mut r)?
         }
+        Source::Remote(remote) => {
+            let desc = remote
+                .manifest()
+                .layers
+                .get(layer)
+                .ok_or_else(|| Error::NoLayer {
+                    index: layer,
+                    count: remote.manifest().layers.len(),
+                })?;
+            let mut raw = remote.open(desc).map_err(|e| layer_err(locator, e))?;
+            let c = compression_of(meta.media_type.as_deref());
+            let found = {
+                let mut r = open_layer(Box::new(&mut raw), c).map_err(|e| layer_err(locator, e))?;
+                copy(&mut r)?
+            };
+            // The whole blob is verified, even when the file came early.
+            io::copy(&mut raw, &mut io::sink()).map_err(|e| layer_err(locator, e))?;
+            found
+        }
         Source::OciArchive(p) | Source::DockerArchive(p) => {
             let mut found = None;
             let target = locator.clone();
@@ -293,6 +367,21 @@ fn read_blob<'a>(
     let r = open_layer(reader, compression_of(Some(&desc.media_type)))
         .map_err(|e| layer_err(&desc.digest.to_string(), e))?;
     LayerTree::read(r).map_err(|e| layer_err(&desc.digest.to_string(), e))
+}
+
+/// Parses a remote layer, then reads its stream to the end: the remote's
+/// verification runs at the end of the stream, and a tar's end-of-archive
+/// marker (or a compressor's end) may come before it.
+fn read_remote_blob(remote: &dyn Remote, desc: &Descriptor) -> Result<LayerTree> {
+    let locator = desc.digest.to_string();
+    let mut raw = remote.open(desc).map_err(|e| layer_err(&locator, e))?;
+    let tree = {
+        let r = open_layer(Box::new(&mut raw), compression_of(Some(&desc.media_type)))
+            .map_err(|e| layer_err(&locator, e))?;
+        LayerTree::read(r).map_err(|e| layer_err(&locator, e))?
+    };
+    io::copy(&mut raw, &mut io::sink()).map_err(|e| layer_err(&locator, e))?;
+    Ok(tree)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {

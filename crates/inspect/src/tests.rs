@@ -407,3 +407,122 @@ fn cat_takes_the_last_copy_of_a_path_listed_twice() {
     crate::source::cat(&src, "/f", 0, &a.trees[0], &info, &mut out).unwrap();
     assert_eq!(out, b"three");
 }
+
+/// A remote image held in memory: blobs served through berth-oci's
+/// verifying reader, as a registry-backed implementation must.
+#[derive(Debug)]
+struct MemoryRemote {
+    manifest: berth_oci::ImageManifest,
+    config: Vec<u8>,
+    /// What is served for each layer digest (may differ from the truth).
+    served: std::collections::HashMap<berth_oci::Digest, Vec<u8>>,
+    base: Option<Vec<berth_oci::Digest>>,
+}
+
+impl crate::source::Remote for MemoryRemote {
+    fn name(&self) -> String {
+        "memory/image:1".into()
+    }
+    fn manifest(&self) -> &berth_oci::ImageManifest {
+        &self.manifest
+    }
+    fn config(&self) -> &[u8] {
+        &self.config
+    }
+    fn open(&self, desc: &berth_oci::Descriptor) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        let bytes = &self.served[&desc.digest];
+        Ok(Box::new(berth_oci::VerifyingReader::new(
+            &bytes[..],
+            desc.digest.clone(),
+            Some(desc.size),
+        )))
+    }
+    fn base_layers(
+        &self,
+        name: Option<&str>,
+        _digest: &berth_oci::Digest,
+    ) -> Option<Vec<berth_oci::Digest>> {
+        assert_eq!(name, Some("example.com/base:1"));
+        self.base.clone()
+    }
+}
+
+/// Two uncompressed layers, the second padded with zeros after the tar's
+/// end (as tar writers pad to whole records); returns the remote with
+/// `corrupt_padding` flipping the last padding byte of what is served.
+fn memory_remote(corrupt_padding: bool) -> MemoryRemote {
+    use berth_oci::descriptor::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
+    let l0 = tar(&[E::Dir("d/"), file("d/x", 30), file("keep", 5)]);
+    let mut l1 = tar(&[E::Whiteout("d/.wh.x"), file("new", 7)]);
+    l1.extend_from_slice(&[0u8; 10240]);
+    let descs: Vec<berth_oci::Descriptor> = [&l0, &l1]
+        .iter()
+        .map(|l| {
+            berth_oci::Descriptor::new(
+                berth_oci::media_type::OCI_LAYER_TAR,
+                berth_oci::Digest::sha256_of(l),
+                l.len() as u64,
+            )
+        })
+        .collect();
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"base"},{"created_by":"RUN rm /d/x"}]}"#.to_vec();
+    let mut served = std::collections::HashMap::new();
+    served.insert(descs[0].digest.clone(), l0);
+    let mut bad = l1.clone();
+    if corrupt_padding {
+        *bad.last_mut().unwrap() = 0xff;
+    }
+    served.insert(descs[1].digest.clone(), bad);
+    let mut annotations = std::collections::BTreeMap::new();
+    annotations.insert(
+        ANNOTATION_BASE_NAME.to_owned(),
+        "example.com/base:1".to_owned(),
+    );
+    annotations.insert(
+        ANNOTATION_BASE_DIGEST.to_owned(),
+        berth_oci::Digest::sha256_of(b"base manifest").to_string(),
+    );
+    MemoryRemote {
+        manifest: berth_oci::ImageManifest {
+            schema_version: 2,
+            media_type: Some(berth_oci::media_type::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: berth_oci::Descriptor::new(
+                berth_oci::media_type::OCI_CONFIG,
+                berth_oci::Digest::sha256_of(&config),
+                config.len() as u64,
+            ),
+            layers: descs.clone(),
+            subject: None,
+            annotations,
+        },
+        config,
+        served,
+        base: Some(vec![descs[0].digest.clone()]),
+    }
+}
+
+#[test]
+fn remote_source_streams_layers_and_verifies_each_to_its_end() {
+    let src = crate::source::Source::Remote(std::sync::Arc::new(memory_remote(false)));
+    let (info, layers) = crate::source::load(&src, None).unwrap();
+    assert_eq!(info.name, "memory/image:1");
+    assert_eq!(info.layers[1].1.created_by, "RUN rm /d/x");
+    let a = analyze(layers);
+    assert_eq!(a.berth.deleted_bytes, 30);
+    // The base annotations, answered by the remote, mark layer 1 as the user's.
+    assert!(!a.layers[0].user && a.layers[1].user);
+    let mut out = Vec::new();
+    crate::source::cat(&src, "/new", 1, &a.trees[1], &info, &mut out).unwrap();
+    assert_eq!(out, b"xxxxxxx");
+
+    // The corrupt byte lies after the tar's end, where a tar reader stops:
+    // only reading each blob to its end finds it.
+    let src = crate::source::Source::Remote(std::sync::Arc::new(memory_remote(true)));
+    let err = crate::source::load(&src, None).unwrap_err();
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(chain.contains("digest mismatch"), "{chain}");
+    let err = crate::source::cat(&src, "/new", 1, &a.trees[1], &info, &mut Vec::new()).unwrap_err();
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(chain.contains("digest mismatch"), "{chain}");
+}
