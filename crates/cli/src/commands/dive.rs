@@ -22,8 +22,9 @@ use super::util::StoreArgs;
 pub struct DiveArgs {
     #[command(subcommand)]
     command: Option<DiveCommand>,
-    /// Image to analyse: a reference in the store, or a file or directory
-    /// with --source (dive's `docker-archive://FILE` form works too).
+    /// Image to analyse: a reference in the store, a file or directory with
+    /// --source, or a registry reference with --source registry (dive's
+    /// `docker-archive://FILE` and `registry://REF` forms work too).
     #[arg(required = true)]
     image: Option<String>,
     #[command(flatten)]
@@ -57,6 +58,10 @@ struct SourceArgs {
     /// The platform to pick from a multi-platform image (default: the host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", global = true)]
     platform: Option<String>,
+    /// With --source registry: allow plain HTTP (or HTTPS without
+    /// certificate checks) to this registry; loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
+    insecure: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,7 +74,8 @@ enum SourceKind {
     OciArchive,
     /// An OCI image layout directory.
     OciDir,
-    /// A registry (not available yet).
+    /// A registry: layers are streamed into the analysis (verified against
+    /// their digests), nothing is stored.
     Registry,
 }
 
@@ -118,7 +124,7 @@ pub fn run(store: &StoreArgs, args: DiveArgs) -> anyhow::Result<i32> {
         None => {}
     }
     let image = args.image.clone().context("an image is required")?;
-    let src = make_source(store, args.source.source, &image)?;
+    let src = make_source(store, &args.source, platform.as_ref(), &image)?;
     // The rules are read only for --ci, so a broken .dive-ci never stops the explorer.
     let config = if args.ci {
         let mut config = load_ci_config(args.ci_config.as_deref())?;
@@ -167,7 +173,13 @@ pub fn run(store: &StoreArgs, args: DiveArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn make_source(store: &StoreArgs, kind: SourceKind, image: &str) -> anyhow::Result<Source> {
+fn make_source(
+    store: &StoreArgs,
+    source: &SourceArgs,
+    platform: Option<&Platform>,
+    image: &str,
+) -> anyhow::Result<Source> {
+    let kind = source.source;
     // dive's `SCHEME://` form.
     let (kind, target) = match image.split_once("://") {
         Some(("docker-archive", rest)) => (SourceKind::DockerArchive, rest),
@@ -185,11 +197,67 @@ fn make_source(store: &StoreArgs, kind: SourceKind, image: &str) -> anyhow::Resu
         SourceKind::DockerArchive => Source::DockerArchive(target.into()),
         SourceKind::OciArchive => Source::OciArchive(target.into()),
         SourceKind::OciDir => Source::OciDir(target.into()),
-        SourceKind::Registry => bail!(
-            "--source registry is not available yet: it arrives with berth's registry client; \
-             pull or load the image first (berth load), or use --source docker-archive/oci-archive/oci-dir"
-        ),
+        SourceKind::Registry => {
+            let reference = berth_oci::Reference::parse(target).with_context(|| {
+                format!("--source registry needs an image reference, not {target:?}")
+            })?;
+            let client = super::transfer::client(&source.insecure)?;
+            let image = berth_client::RemoteImage::open(&client, &reference, platform)
+                .with_context(|| format!("reading {} from its registry", reference.familiar()))?;
+            Source::Remote(std::sync::Arc::new(RegistryImage {
+                name: target.to_owned(),
+                image,
+                platform: platform.cloned(),
+            }))
+        }
     })
+}
+
+/// An image read from its registry for the analysis: manifest and config
+/// fetched, layers streamed through verifying readers, nothing stored.
+#[derive(Debug)]
+struct RegistryImage {
+    name: String,
+    image: berth_client::RemoteImage,
+    platform: Option<Platform>,
+}
+
+impl source::Remote for RegistryImage {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn manifest(&self) -> &berth_oci::ImageManifest {
+        &self.image.manifest
+    }
+
+    fn config(&self) -> &[u8] {
+        &self.image.config_bytes
+    }
+
+    fn open(&self, desc: &berth_oci::Descriptor) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        Ok(Box::new(self.image.blob(desc)))
+    }
+
+    fn base_layers(
+        &self,
+        name: Option<&str>,
+        digest: &berth_oci::Digest,
+    ) -> Option<Vec<berth_oci::Digest>> {
+        // The base's own repository (from its name), else this image's.
+        let repos = name
+            .and_then(|n| berth_oci::Reference::parse(n).ok())
+            .into_iter()
+            .chain([self.image.reference().clone()]);
+        repos
+            .filter_map(|repo| {
+                self.image
+                    .manifest_of(&repo.with_digest(digest.clone()), self.platform.as_ref())
+                    .ok()
+            })
+            .map(|m| m.layers.iter().map(|l| l.digest.clone()).collect())
+            .next()
+    }
 }
 
 fn load_ci_config(path: Option<&Path>) -> anyhow::Result<CiConfig> {
@@ -402,7 +470,7 @@ fn load_image(
     platform: Option<&Platform>,
     image: &str,
 ) -> anyhow::Result<(Source, ImageInfo, Analysis)> {
-    let src = make_source(store, source.source, image)?;
+    let src = make_source(store, source, platform, image)?;
     let (info, layers) =
         source::load(&src, platform).with_context(|| format!("reading {image}"))?;
     Ok((src, info, analyze(layers)))

@@ -23,12 +23,16 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    fn client(&self) -> anyhow::Result<Client> {
-        let mut opts = ClientOptions::from_env()?;
-        opts.insecure_registries
-            .extend(self.insecure.iter().cloned());
-        Ok(Client::new(opts)?)
+    pub(super) fn client(&self) -> anyhow::Result<Client> {
+        client(&self.insecure)
     }
+}
+
+/// A registry client with the user's settings plus `insecure` registries.
+pub(super) fn client(insecure: &[String]) -> anyhow::Result<Client> {
+    let mut opts = ClientOptions::from_env()?;
+    opts.insecure_registries.extend(insecure.iter().cloned());
+    Ok(Client::new(opts)?)
 }
 
 #[derive(Debug, Args)]
