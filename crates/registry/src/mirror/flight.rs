@@ -1,6 +1,10 @@
 //! Single flight: concurrent requests for the same key share one upstream
 //! fetch.
 //!
+//! A fetch may [`Publish`] its result before it ends (a verified manifest,
+//! while it is still being written to the store): waiters get it at once,
+//! and the key stays in the table until the fetch is done.
+//!
 //! The fetch runs in a task of its own, not in the request that started it,
 //! so a client that disconnects does not cancel the work other clients (and
 //! the cache) wait for. The key leaves the table only once the fetch has
@@ -29,6 +33,16 @@ impl<K, V> Default for Flights<K, V> {
     }
 }
 
+/// Hands a flight's result to its waiters before the flight ends.
+#[derive(Debug)]
+pub(crate) struct Publish<V>(Arc<watch::Sender<Option<V>>>);
+
+impl<V> Publish<V> {
+    pub(crate) fn publish(&self, v: V) {
+        self.0.send_replace(Some(v));
+    }
+}
+
 /// Removes a key when the flight's task ends, even by a panic.
 struct Landing<K: Eq + Hash, V> {
     flights: Arc<Flights<K, V>>,
@@ -53,7 +67,7 @@ where
     /// without a result, and whether this call joined an existing flight.
     pub(crate) async fn run<F, Fut>(self: &Arc<Self>, key: K, fetch: F) -> (Option<V>, bool)
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(Publish<V>) -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
         let (mut rx, joined) = {
@@ -62,17 +76,18 @@ where
                 Some(rx) => (rx.clone(), true),
                 None => {
                     let (tx, rx) = watch::channel(None);
+                    let tx = Arc::new(tx);
                     map.insert(key.clone(), rx.clone());
                     let landing = Landing {
                         flights: self.clone(),
                         key: Some(key),
                     };
-                    let fut = fetch();
+                    let fut = fetch(Publish(tx.clone()));
                     tokio::spawn(async move {
                         let v = fut.await;
                         // Leave the table first: whoever comes next reads the cache.
                         drop(landing);
-                        let _ = tx.send(Some(v));
+                        tx.send_replace(Some(v));
                     });
                     (rx, false)
                 }
@@ -114,7 +129,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 // Joining happens in the same poll as this increment.
                 e.fetch_add(1, Ordering::SeqCst);
-                f.run("k", move || async move {
+                f.run("k", move |_| async move {
                     c.fetch_add(1, Ordering::SeqCst);
                     let _ = r.wait_for(|x| *x).await;
                     42
@@ -137,8 +152,25 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(joined >= 18, "{joined}");
         assert_eq!(flights.len(), 0);
+        // A published result reaches waiters while the flight goes on.
+        let (hold_tx, hold_rx) = watch::channel(false);
+        let f2 = flights.clone();
+        let (v, _) = flights
+            .run("early", move |p| async move {
+                p.publish(7);
+                let mut r = hold_rx;
+                let _ = r.wait_for(|x| *x).await;
+                8
+            })
+            .await;
+        assert_eq!(v, Some(7));
+        assert_eq!(f2.len(), 1, "the key stays until the flight ends");
+        hold_tx.send(true).unwrap();
+        while flights.len() > 0 {
+            tokio::task::yield_now().await;
+        }
         // A panicking fetch leaves no key behind and gives no value.
-        let (v, _) = flights.run("p", || async { panic!("fetch failed") }).await;
+        let (v, _) = flights.run("p", |_| async { panic!("fetch failed") }).await;
         assert_eq!(v, None);
         assert_eq!(flights.len(), 0);
     }

@@ -15,6 +15,7 @@ use berth_oci::{Digest, ManifestKind, ParsedManifest, media_type};
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
 
+use super::flight::Publish;
 use super::{Failure, FailureKind, ManifestKey, Mirror, Subject, Target};
 use crate::error::ApiError;
 use crate::http::{Body, empty, full, json_typed, reply};
@@ -75,9 +76,9 @@ pub(crate) async fn get(
     let (reg2, m2, t2) = (reg.clone(), m.clone(), t.clone());
     let (out, joined) = m
         .manifests
-        .run(key, move || async move {
+        .run(key, move |publish| async move {
             m2.stats.manifest_fetches.fetch_add(1, Ordering::Relaxed);
-            fetch(&reg2, &m2, &t2, &r).await
+            fetch(&reg2, &m2, &t2, &r, &publish).await
         })
         .await;
     drop(waiting);
@@ -168,7 +169,13 @@ fn fresh_cached(
 }
 
 /// The work of one manifest flight.
-async fn fetch(reg: &Arc<Registry>, m: &Arc<Mirror>, t: &Target, r: &Reference) -> Outcome {
+async fn fetch(
+    reg: &Arc<Registry>,
+    m: &Arc<Mirror>,
+    t: &Target,
+    r: &Reference,
+    publish: &Publish<Outcome>,
+) -> Outcome {
     let src = &m.sources[t.upstream];
     match r {
         Reference::Digest(d) => {
@@ -177,7 +184,7 @@ async fn fetch(reg: &Arc<Registry>, m: &Arc<Mirror>, t: &Target, r: &Reference) 
             }
             // Verified against `d` by the client.
             let p = src.up.manifest(&t.repo, &d.to_string()).await?;
-            store(reg, m, t, None, p).await
+            store(reg, m, t, None, p, publish).await
         }
         Reference::Tag(tag) => {
             let key = (t.upstream, t.repo.clone(), tag.clone());
@@ -223,7 +230,7 @@ async fn fetch(reg: &Arc<Registry>, m: &Arc<Mirror>, t: &Target, r: &Reference) 
                 }
                 Err(e) => return Err(gone(m, t, tag, e.into())),
             };
-            store(reg, m, t, Some(tag), p).await
+            store(reg, m, t, Some(tag), p, publish).await
         }
     }
 }
@@ -262,14 +269,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Failure::internal(e.to_string()))?
 }
 
-/// Stores and links a verified manifest (and the tag), and records it in
-/// the cache.
+/// Hands a verified manifest to the waiting clients, then stores and links
+/// it (and the tag) and records it in the cache. The flight ends only after
+/// that, so later requests find it in the store.
 async fn store(
     reg: &Arc<Registry>,
     m: &Arc<Mirror>,
     t: &Target,
     tag: Option<&str>,
     parsed: ParsedManifest,
+    publish: &Publish<Outcome>,
 ) -> Outcome {
     let blobs: Vec<Digest> = match &parsed.kind {
         ManifestKind::Image(im) => std::iter::once(&im.config)
@@ -283,6 +292,9 @@ async fn store(
         media_type: parsed.media_type.clone(),
         bytes: Bytes::from(parsed.bytes),
     });
+    // Verified (by the client, against the digest): clients need not wait
+    // for the fsyncs below.
+    publish.publish(Ok(cached.clone()));
     let (r, mm, tt, c, tg) = (
         reg.clone(),
         m.clone(),
@@ -290,7 +302,7 @@ async fn store(
         cached.clone(),
         tag.map(str::to_owned),
     );
-    blocking(move || {
+    let stored = blocking(move || {
         let _guard = r
             .images
             .write_guard()
@@ -307,7 +319,12 @@ async fn store(
         mm.cache.record(&c.digest, c.bytes.len() as u64);
         Ok(())
     })
-    .await?;
+    .await;
+    if let Err(f) = stored {
+        // The clients have it; the next request fetches it again.
+        tracing::error!(digest = %cached.digest, error = %f.message, "caching a mirrored manifest failed");
+        return Ok(cached);
+    }
     if let Some(tag) = tag {
         m.validated
             .lock()
