@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::plan::{Base, Op, Plan, Stage};
+use crate::resolve::{ImageResolver, LocalOnly};
 use crate::{Error, Result};
 
 /// How to run a build.
@@ -157,6 +158,8 @@ pub struct Executor<'a> {
     _guard: WriteGuard,
     opts: ExecOptions,
     progress: &'a (dyn Fn(Event) + Sync),
+    /// Finds (or pulls) the images the Dockerfile names.
+    resolver: &'a dyn ImageResolver,
     cache_dir: PathBuf,
     tmp_dir: PathBuf,
     /// One lock per cache key being computed (identical vertices run once).
@@ -191,12 +194,20 @@ impl<'a> Executor<'a> {
             store,
             opts,
             progress,
+            resolver: &LocalOnly,
             cache_dir,
             tmp_dir,
             inflight: Mutex::new(HashMap::new()),
             made: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Uses `resolver` to find the images the Dockerfile names (default:
+    /// [`LocalOnly`], the local store).
+    pub fn with_resolver(mut self, resolver: &'a dyn ImageResolver) -> Executor<'a> {
+        self.resolver = resolver;
+        self
     }
 
     pub(crate) fn store(&self) -> &'a ImageStore {
@@ -222,10 +233,10 @@ impl<'a> Executor<'a> {
             .map(|e| SystemTime::UNIX_EPOCH + Duration::from_secs(e.max(0) as u64))
     }
 
-    /// An image from the local store as a COPY source: its manifest digest
-    /// (the cache input) and layers.
+    /// An image as a COPY or mount source (from the store, or pulled by the
+    /// resolver): its manifest digest (the cache input) and layers.
     pub(crate) fn image_source(&self, r: &str) -> Result<(Digest, Vec<Descriptor>)> {
-        let rec = self.store.find(r)?;
+        let rec = self.resolver.resolve(self.store, r)?;
         let img = self.store.resolve(&rec, None)?;
         Ok((img.manifest.digest.clone(), img.image.layers.clone()))
     }
@@ -311,12 +322,21 @@ impl<'a> Executor<'a> {
             }
             Base::Stage(i) => Ok(done[i].clone()),
             Base::Image(r) => {
-                let rec = self.store.find(r).map_err(|e| match e {
-                    berth_image::Error::NotFound(_) => Error::Dockerfile {
+                let rec = self.resolver.resolve(self.store, r).map_err(|e| match e {
+                    Error::Image(berth_image::Error::NotFound(_)) => Error::Dockerfile {
                         line: stage.line,
-                        message: format!("base image {r:?} is not in the local store (load or import it first; pulling from registries is not available yet)"),
+                        message: format!(
+                            "base image {r:?} is not in the local store (pull, load or import it first)"
+                        ),
                     },
-                    other => other.into(),
+                    Error::Pull {
+                        reference, source, ..
+                    } => Error::Pull {
+                        line: Some(stage.line),
+                        reference,
+                        source,
+                    },
+                    other => other,
                 })?;
                 let img = self.store.resolve(&rec, None)?;
                 let name = Reference::parse(r)

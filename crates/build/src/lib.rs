@@ -16,6 +16,9 @@
 //! - `copy` (with `source` selecting what is read and `fetch` downloading
 //!   URLs) implements COPY and ADD with BuildKit's destination rules,
 //!   `--link`, `--parents`, `--exclude`, `--chmod` ([`chmod`]) and archives;
+//! - [`resolve`] is the one door to registries: the executor asks an
+//!   [`ImageResolver`] for the images `FROM`, `COPY --from` and
+//!   `RUN --mount=from` name (the CLI's pulls missing ones);
 //! - [`run`] plans and executes RUN (shell/exec forms, heredocs, `--mount`
 //!   of every type, `--network`, `--security`) in `berth-sandbox`, turning
 //!   the overlay's upper directory into the step's layer.
@@ -31,10 +34,12 @@ mod fetch;
 mod gc_roots;
 pub mod output;
 pub mod plan;
+pub mod resolve;
 pub mod run;
 mod source;
 
 pub use gc_roots::BuildCacheRoots;
+pub use resolve::{ImageResolver, LocalOnly};
 
 use std::path::PathBuf;
 
@@ -84,6 +89,20 @@ pub enum Error {
     Layer(#[from] berth_layer::Error),
     #[error("build context: {0}")]
     Context(String),
+    /// An image the Dockerfile names could not be pulled (by the
+    /// [`ImageResolver`]); `line` is the instruction's, when known.
+    #[error("{}pulling {reference}", at_line(*line))]
+    Pull {
+        line: Option<usize>,
+        reference: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!("Dockerfile:{l}: "))
+        .unwrap_or_default()
 }
 
 impl Error {

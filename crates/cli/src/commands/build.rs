@@ -1,5 +1,7 @@
 //! `berth build`: Dockerfile → image in the local store (and optional outputs:
-//! docker/OCI archives, the final file system as a directory or a tar).
+//! docker/OCI archives, the final file system as a directory or a tar, a
+//! registry). Images the Dockerfile names are pulled when missing
+//! (`build_registry.rs`).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
@@ -69,6 +71,16 @@ pub struct BuildArgs {
     /// Grant an entitlement to RUN steps: security.insecure (network.host is implied).
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     allow: Vec<String>,
+    /// Check the registry for newer versions of the images the Dockerfile
+    /// names (pulling them if their tag moved); missing ones are always pulled.
+    #[arg(long)]
+    pull: bool,
+    /// Push the image to each -t name's registry after the build
+    /// (shorthand for --output type=registry).
+    #[arg(long)]
+    push: bool,
+    #[command(flatten)]
+    net: super::transfer::NetArgs,
 }
 
 /// An `--output`: an archive of the image, or its final file system.
@@ -77,17 +89,32 @@ enum Output {
     Archive(SaveFormat, PathBuf),
     Local(PathBuf),
     Tar(PathBuf),
+    /// Push to these names (none: the -t names).
+    Registry(Vec<Reference>),
 }
 
 fn parse_output(spec: &str) -> anyhow::Result<Output> {
     let mut kind = None;
     let mut dest = None;
+    let mut push_names = Vec::new();
     for part in spec.split(',') {
         match part.split_once('=') {
             Some(("type", t)) => kind = Some(t.to_owned()),
             Some(("dest", d)) => dest = Some(PathBuf::from(d)),
-            _ => bail!("invalid --output {spec:?}: expected type=docker|oci|tar|local,dest=PATH"),
+            Some(("name", n)) => push_names.push(Reference::parse(n)?),
+            _ => bail!(
+                "invalid --output {spec:?}: expected type=docker|oci|tar|local,dest=PATH or type=registry[,name=REF]"
+            ),
         }
+    }
+    if kind.as_deref() == Some("registry") {
+        if dest.is_some() {
+            bail!("--output type=registry takes name=REF, not dest=");
+        }
+        return Ok(Output::Registry(push_names));
+    }
+    if !push_names.is_empty() {
+        bail!("--output {spec:?}: name= is for type=registry");
     }
     let dest = dest.with_context(|| format!("--output {spec:?} needs dest=PATH"))?;
     Ok(match kind.as_deref() {
@@ -96,7 +123,7 @@ fn parse_output(spec: &str) -> anyhow::Result<Output> {
         Some("local") => Output::Local(dest),
         Some("tar") => Output::Tar(dest),
         Some(other) => {
-            bail!("--output type={other} is not supported (docker, oci, tar, local)")
+            bail!("--output type={other} is not supported (docker, oci, tar, local, registry)")
         }
         None => bail!("--output {spec:?} needs type="),
     })
@@ -148,26 +175,56 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
                 .context("SOURCE_DATE_EPOCH must be an integer")
         })
         .transpose()?;
-    let names: Vec<Reference> = args
+    let mut names: Vec<Reference> = args
         .tags
         .iter()
         .map(|t| Reference::parse(t))
         .collect::<Result<_, _>>()?;
-    let outputs: Vec<Output> = args
+    let mut outputs: Vec<Output> = args
         .output
         .iter()
         .map(|o| parse_output(o))
         .collect::<anyhow::Result<_>>()?;
+    if args.push {
+        outputs.push(Output::Registry(Vec::new()));
+    }
+    // Pushed names are the image's names locally too; no names, no push.
+    let tagged = names.clone();
+    for out in &mut outputs {
+        if let Output::Registry(push) = out {
+            if push.is_empty() {
+                if tagged.is_empty() {
+                    bail!(
+                        "nothing to push to: name the image (-t NAME) or give --output type=registry,name=NAME"
+                    );
+                }
+                push.clone_from(&tagged);
+            }
+            for n in push.iter() {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+    }
+    let resolver = super::build_registry::RegistryResolver::new(
+        args.net.clone(),
+        args.pull,
+        args.quiet || args.progress == "rawjson",
+    );
     let opts = PlanOptions {
         build_args,
         target: args.target.clone(),
         platform: None,
     };
     let lookup_store = store.clone();
+    // Resolving (pulling) here, before planning, lets the plan see a pulled
+    // base's ENV; the executor gets the same answers from the resolver.
     let plan = plan::plan(&df, &opts, &|r| {
-        match lookup_store
-            .find(r)
-            .and_then(|rec| lookup_store.resolve(&rec, None))
+        use berth_build::ImageResolver as _;
+        match resolver
+            .resolve(&lookup_store, r)
+            .and_then(|rec| Ok(lookup_store.resolve(&rec, None)?))
         {
             Ok(img) => Ok(img.config.config.and_then(|c| c.env).unwrap_or_default()),
             // A missing base is reported by the executor with its line.
@@ -234,7 +291,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         jobs: args.jobs,
         run: super::builder::run_options(&args.secrets, &args.ssh, &args.allow)?,
     };
-    let exec = Executor::new(&store, exec_opts, &progress)?;
+    let exec = Executor::new(&store, exec_opts, &progress)?.with_resolver(&resolver);
     let built = exec.build(&plan, &ctx)?;
     exec.tag(&built, &names)?;
     drop(exec);
@@ -283,6 +340,15 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
             Output::Local(dest) => {
                 berth_build::output::write_local(&store, &built.manifest, &dest)
                     .with_context(|| format!("writing the file system to {}", dest.display()))?;
+            }
+            Output::Registry(push) => {
+                super::build_registry::push_built(
+                    &store,
+                    &args.net,
+                    &built.manifest,
+                    &push,
+                    quiet,
+                )?;
             }
             Output::Tar(dest) => {
                 let file = std::fs::File::create(&dest)

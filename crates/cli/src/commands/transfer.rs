@@ -98,7 +98,7 @@ pub struct LogoutArgs {
 
 /// Draws transfer progress on stderr: bars on a terminal, one line per
 /// finished blob otherwise.
-struct Drawer {
+pub(super) struct Drawer {
     verb: &'static str,
     bars: Option<indicatif::MultiProgress>,
     active: Mutex<HashMap<String, indicatif::ProgressBar>>,
@@ -109,7 +109,7 @@ fn short(d: &berth_oci::Digest) -> &str {
 }
 
 impl Drawer {
-    fn new(verb: &'static str, quiet: bool) -> Option<Arc<Drawer>> {
+    pub(super) fn new(verb: &'static str, quiet: bool) -> Option<Arc<Drawer>> {
         if quiet {
             return None;
         }
@@ -123,7 +123,7 @@ impl Drawer {
         }))
     }
 
-    fn line(&self, text: String) {
+    pub(super) fn line(&self, text: String) {
         match &self.bars {
             Some(b) => {
                 let _ = b.println(text);
@@ -198,7 +198,7 @@ impl Drawer {
     }
 }
 
-fn sink(d: &Option<Arc<Drawer>>) -> berth_client::ProgressSink {
+pub(super) fn sink(d: &Option<Arc<Drawer>>) -> berth_client::ProgressSink {
     d.as_ref()
         .map_or_else(berth_client::ProgressSink::none, Drawer::sink)
 }
