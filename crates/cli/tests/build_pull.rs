@@ -99,15 +99,23 @@ fn from_pulls_a_missing_base_and_rebuilds_offline_from_the_cache() {
     let reg = tempfile::tempdir().unwrap();
     let mut s = Server::start(reg.path(), &[]);
     let src = store_with_busybox();
+    // The base sets an ENV that the Dockerfile below uses in a path.
+    let with_env = Ctx::new("FROM busybox\nENV DEST=/from-env\n");
+    cfg.build_ok(src.path(), &with_env, &["-t", "base:env"]);
     let base = format!("{}/lib/busybox:1", s.addr);
-    let pushed = push(&cfg, src.path(), "busybox", &base);
+    let pushed = push(&cfg, src.path(), "base:env", &base);
 
     let fresh = tempfile::tempdir().unwrap();
-    let ctx = Ctx::new(&format!("FROM {base}\nCOPY a.txt /a.txt\n"));
+    let ctx = Ctx::new(&format!("FROM {base}\nCOPY a.txt $DEST/a.txt\n"));
     ctx.write("a.txt", "hello\n");
-    let (id, err) = cfg.build_ok(fresh.path(), &ctx, &["-t", "app:1"]);
+    let tar = ctx.path().with_extension("tar");
+    let out = format!("type=tar,dest={}", tar.display());
+    let (id, err) = cfg.build_ok(fresh.path(), &ctx, &["-t", "app:1", "-o", &out]);
     assert!(err.contains("1: Pulling from"), "{err}");
     assert!(err.contains("Pull complete"), "{err}");
+    // The plan saw the pulled base's ENV.
+    let files: Vec<String> = tar_entries(&tar).into_iter().map(|(n, _)| n).collect();
+    assert!(files.iter().any(|f| f == "from-env/a.txt"), "{files:?}");
     // The base is in the store under its name, with the pushed digest.
     assert_eq!(digest_of(fresh.path(), &base), pushed);
     ok(berth(fresh.path()).args(["system", "check"]));
