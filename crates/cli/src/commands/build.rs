@@ -47,7 +47,7 @@ pub struct BuildArgs {
     /// Write build metadata (image digest, config digest) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
-    /// Also export: type=docker|oci,dest=FILE (image archive), type=tar,dest=FILE or type=local,dest=DIR (the final file system).
+    /// Also export: type=docker|oci,dest=FILE (image archive), type=tar,dest=FILE or type=local,dest=DIR (the final file system), type=registry[,name=REF] (push; default: the -t names).
     #[arg(short, long, value_name = "SPEC")]
     output: Vec<String>,
     /// Layer compression.
