@@ -125,6 +125,38 @@ fn set_times(path: &Path, t: SystemTime) -> Result<()> {
     .map_err(|e| Error::io("set times", path, e.into()))
 }
 
+/// Copies a regular file's content to a new file with the given owner,
+/// mode and times, through file descriptors (no further path lookups).
+fn copy_file(
+    src: &Path,
+    dst: &Path,
+    owner: (u32, u32),
+    mode: u32,
+    mtime: SystemTime,
+) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
+    let mut to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)
+        .map_err(|e| Error::io("create", dst, e))?;
+    std::io::copy(&mut from, &mut to).map_err(|e| Error::io("copy", src, e))?;
+    // Owner first: chown clears set-id bits, which the mode then restores.
+    rustix::fs::fchown(
+        &to,
+        Some(rustix::fs::Uid::from_raw(owner.0)),
+        Some(rustix::fs::Gid::from_raw(owner.1)),
+    )
+    .map_err(|e| Error::io("chown", dst, e.into()))?;
+    rustix::fs::fchmod(&to, rustix::fs::Mode::from_raw_mode(mode))
+        .map_err(|e| Error::io("chmod", dst, e.into()))?;
+    to.set_times(fs::FileTimes::new().set_accessed(mtime).set_modified(mtime))
+        .map_err(|e| Error::io("set times", dst, e))?;
+    Ok(())
+}
+
 /// The staged layer plus, without `--link`, the file system below it.
 struct Target<'a> {
     stage: &'a Path,
@@ -137,6 +169,8 @@ struct Target<'a> {
     dir_times: Vec<(PathBuf, SystemTime)>,
     /// Hard links among the copied files: source (dev, ino) → staged path.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Directories known to exist in the stage (saves lookups per file).
+    staged_dirs: std::collections::HashSet<String>,
     line: usize,
 }
 
@@ -215,9 +249,15 @@ impl Target<'_> {
     /// existing directories below are mirrored with their metadata, missing
     /// ones created 0755 and owned by `--chown` (or root).
     fn mkdir_all(&mut self, rel: &str) -> Result<()> {
+        if rel.is_empty() || self.staged_dirs.contains(rel) {
+            return Ok(());
+        }
         let mut cur = String::new();
         for c in rel.split('/').filter(|c| !c.is_empty()) {
             cur = join(&cur, c);
+            if self.staged_dirs.contains(&cur) {
+                continue;
+            }
             let dst = self.stage.join(&cur);
             match self.lstat(&cur) {
                 Some((md, true)) if md.is_dir() => {}
@@ -245,6 +285,7 @@ impl Target<'_> {
                     self.dir_times.push((dst, self.now));
                 }
             }
+            self.staged_dirs.insert(cur.clone());
         }
         Ok(())
     }
@@ -313,12 +354,17 @@ impl Target<'_> {
                     fs::hard_link(first, &dst).map_err(|e| Error::io("link", &dst, e))?;
                     return Ok(());
                 }
-                fs::copy(src, &dst).map_err(|e| Error::io("copy", src, e))?;
-                std::os::unix::fs::lchown(&dst, Some(uid), Some(gid))
-                    .map_err(|e| Error::io("chown", &dst, e))?;
-                fs::set_permissions(&dst, fs::Permissions::from_mode(mode))
-                    .map_err(|e| Error::io("chmod", &dst, e))?;
-                set_times(&dst, mtime)?;
+                // From a materialised stage or image (private to this build,
+                // never written in place) with nothing to change, the staged
+                // file can share the inode: no data copied, metadata kept.
+                if owners == Owners::Keep
+                    && self.chown.is_none()
+                    && self.chmod.is_none()
+                    && fs::hard_link(src, &dst).is_ok()
+                {
+                    return Ok(());
+                }
+                copy_file(src, &dst, (uid, gid), mode, mtime)?;
                 if md.nlink() > 1 {
                     self.links.insert(key, dst);
                 }
@@ -405,6 +451,38 @@ impl Target<'_> {
         }
         Ok(())
     }
+}
+
+/// Moves a staged tree into a file system as an overlay would merge it:
+/// directories present on both sides take the staged metadata and are
+/// merged; everything else is renamed into place (a new directory moves
+/// whole). Staged trees never hold whiteouts.
+fn merge_into(stage: &Path, root: &Path) -> Result<()> {
+    let mut names: Vec<_> = fs::read_dir(stage)
+        .map_err(|e| Error::io("read directory", stage, e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    names.sort();
+    for n in names {
+        let (s, d) = (stage.join(&n), root.join(&n));
+        let smd = fs::symlink_metadata(&s).map_err(|e| Error::io("stat", &s, e))?;
+        match fs::symlink_metadata(&d) {
+            Ok(dmd) if dmd.is_dir() && smd.is_dir() => {
+                merge_into(&s, &d)?;
+                fs::set_permissions(&d, fs::Permissions::from_mode(smd.mode() & 0o7777))
+                    .map_err(|e| Error::io("chmod", &d, e))?;
+                std::os::unix::fs::lchown(&d, Some(smd.uid()), Some(smd.gid()))
+                    .map_err(|e| Error::io("chown", &d, e))?;
+                set_times(&d, smd.modified().unwrap_or(SystemTime::UNIX_EPOCH))?;
+            }
+            Ok(dmd) if dmd.is_dir() => {
+                fs::remove_dir_all(&d).map_err(|e| Error::io("remove", &d, e))?;
+                fs::rename(&s, &d).map_err(|e| Error::io("rename", &s, e))?;
+            }
+            _ => fs::rename(&s, &d).map_err(|e| Error::io("rename", &s, e))?,
+        }
+    }
+    Ok(())
 }
 
 /// Compression of an archive ADD unpacks.
@@ -618,6 +696,7 @@ impl Executor<'_> {
         }
         let key = key_of(&parts);
         let epoch = self.epoch_time();
+        let mut merged_rootfs = None;
         let cached = self.run_cached(st, &key, no_cache, |ex, st| {
             let base = if c.link {
                 None
@@ -688,6 +767,7 @@ impl Executor<'_> {
                 now: epoch.unwrap_or_else(SystemTime::now),
                 dir_times: Vec::new(),
                 links: HashMap::new(),
+                staged_dirs: Default::default(),
                 line,
             };
             for g in &groups {
@@ -733,8 +813,19 @@ impl Executor<'_> {
                 t.copy_item(&inline_group, it, &dest)?;
             }
             t.finish()?;
-            ex.write_layer(staging.path()).map(Some)
+            let layer = ex.write_layer(staging.path())?;
+            // The stage's materialised file system takes the staged files
+            // by rename (whole new directories at once) instead of
+            // re-extracting the layer just written.
+            if let Some(rootfs) = st.rootfs.take() {
+                merge_into(staging.path(), rootfs.path())?;
+                merged_rootfs = Some(rootfs);
+            }
+            Ok(Some(layer))
         })?;
+        if let Some(r) = merged_rootfs {
+            st.rootfs = Some(r);
+        }
         if c.link {
             // The layer is independent of what is below; the stage's state
             // still depends on both.

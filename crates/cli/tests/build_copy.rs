@@ -450,3 +450,22 @@ fn add_urls_with_checksums() {
     let err = build_fails(root, ctx.path(), &[]);
     assert!(err.contains("hello.txt"), "{err}");
 }
+
+#[test]
+fn copies_between_stages_do_not_leak_later_changes() {
+    // `COPY --from` may share files with the source stage's materialised
+    // file system; overwriting them later in the copying stage must not
+    // change what another `COPY --from` of the source sees.
+    let store = store_with_busybox();
+    let root = store.path();
+    let ctx = Ctx::new(
+        "FROM busybox AS a\nCOPY x /x\n\
+         FROM busybox AS b\nCOPY --from=a /x /x\nCOPY y /x\n\
+         FROM scratch\nCOPY --from=b /x /bx\nCOPY --from=a /x /ax\n",
+    );
+    ctx.write("x", "from x").write("y", "from y");
+    build(root, ctx.path(), &["-t", "t", "--jobs", "1"]);
+    let fs = image_fs(root, "t");
+    assert_eq!(fs["bx"].text(), "from y");
+    assert_eq!(fs["ax"].text(), "from x");
+}
