@@ -17,7 +17,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_content::ContentStore;
-use berth_image::layer_writer::LayerWriter;
 use berth_image::{ImageStore, WriteGuard};
 use berth_layer::write::{Source as TreeSource, WriteOptions};
 use berth_oci::descriptor::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
@@ -367,10 +366,9 @@ impl<'a> Executor<'a> {
             clamp_mtime: self.opts.source_date_epoch.map(|e| e.max(0) as u64),
             prefix: None,
         };
-        let w = LayerWriter::new(self.store, self.opts.compression)?;
+        let w = crate::pgzip::LayerSink::new(self.store, self.opts.compression)?;
         let (w, _) = berth_layer::write::write_layer(dir, TreeSource::Tree, &opts, w)?;
-        let written = w.finish()?;
-        Ok((written.descriptor, written.diff_id))
+        w.finish()
     }
 
     pub(crate) fn push_layer(

@@ -33,6 +33,7 @@ pub mod exec;
 mod fetch;
 mod gc_roots;
 pub mod output;
+mod pgzip;
 pub mod plan;
 pub mod resolve;
 pub mod run;
