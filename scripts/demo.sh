@@ -3,8 +3,9 @@
 #   builds berth; makes a busybox base image from Debian's busybox-static;
 #   builds the multistage example (examples/hello) on it, then rebuilds it
 #   (fully cached, same image id); serves a registry with `berth registry
-#   serve` and pushes the image to it; inspects the result layer by layer
-#   (`berth dive --ci`) and runs it in docker's archive format round trip.
+#   serve`, pushes the image to it and pulls it into a second store; inspects
+#   it layer by layer (`berth dive --ci`, from the store and from the
+#   registry) and saves it as a docker-archive.
 # Uses its own store under $DEMO_DIR (default /tmp/berth-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,19 +34,16 @@ reg_pid=$!
 trap 'kill $reg_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q '^listening on ' "$demo/registry.log" && break; sleep 0.1; done
 addr=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$demo/registry.log" | head -1)
-if $berth push --help >/dev/null 2>&1; then
-  step $berth tag hello "$addr/demo/hello:1"
-  step $berth push "$addr/demo/hello:1"
-else
-  step skopeo copy -q --dest-tls-verify=false \
-    "oci:$BERTH_ROOT:docker.io/library/hello:latest" "docker://$addr/demo/hello:1"
-fi
+step $berth tag hello "$addr/demo/hello:1"
+step $berth push "$addr/demo/hello:1"
 step skopeo inspect --tls-verify=false "docker://$addr/demo/hello:1"
+step $berth --root "$demo/store2" pull "$addr/demo/hello:1"
 
+# Layer inspection: from the store, and streamed straight from the registry.
 step $berth dive --ci hello
+step $berth dive --ci --source registry "$addr/demo/hello:1"
 step $berth save -o "$demo/hello-docker.tar" hello
-step $berth --root "$demo/store2" load -i "$demo/hello-docker.tar"
 step $berth system df
 step $berth system check
 echo
-echo "pushed to $addr/demo/hello:1; archive: $demo/hello-docker.tar (docker load)"
+echo "pushed to $addr/demo/hello:1 (registry store: $demo/registry); archive: $demo/hello-docker.tar (docker load)"
