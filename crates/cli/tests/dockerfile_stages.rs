@@ -134,3 +134,60 @@ fn unknown_target_and_broken_needed_stage_fail_with_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(":14") || err.contains(":13"), "{err}");
 }
+
+#[test]
+fn build_check_reports_rules_and_builds_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox as base\nMAINTAINER someone\nCMD echo hi\n",
+    )
+    .unwrap();
+    let out = Command::new(berth_bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["build", "--check", "-t", "never:built"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for (rule, line) in [
+        ("FromAsCasing", 1),
+        ("MaintainerDeprecated", 2),
+        ("JSONArgsRecommended", 3),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(rule) && l.contains(&format!("Dockerfile:{line}:"))),
+            "{rule} at line {line}:\n{text}"
+        );
+    }
+    // Nothing was built (busybox is not even in this store).
+    let images = Command::new(berth_bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["images", "-q"])
+        .output()
+        .unwrap();
+    assert!(images.stdout.is_empty());
+    // A clean Dockerfile passes.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox AS base\nCMD [\"echo\", \"hi\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(berth_bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["build", "--check"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

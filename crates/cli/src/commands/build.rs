@@ -68,6 +68,10 @@ pub struct BuildArgs {
     /// Forward an SSH agent to RUN --mount=type=ssh: default ($SSH_AUTH_SOCK) or ID=SOCKET.
     #[arg(long, value_name = "ID[=SOCKET]")]
     ssh: Vec<String>,
+    /// Only check the Dockerfile (BuildKit's `--check` rules), do not build;
+    /// exits 1 when a rule fires.
+    #[arg(long)]
+    check: bool,
     /// Grant an entitlement to RUN steps: security.insecure (network.host is implied).
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     allow: Vec<String>,
@@ -155,6 +159,17 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
     }
     if failed {
         bail!("the Dockerfile has syntax errors");
+    }
+    if args.check {
+        let findings = berth_dockerfile::lint::lint(&df, &diags, &dockerfile_text);
+        for f in &findings {
+            println!(
+                "{name}:{}:{} {}: {}",
+                f.span.line, f.span.col, f.rule, f.message
+            );
+        }
+        println!("{} finding(s)", findings.len());
+        return Ok(i32::from(!findings.is_empty()));
     }
     let mut build_args = BTreeMap::new();
     for a in &args.build_args {
