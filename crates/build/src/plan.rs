@@ -696,6 +696,7 @@ fn plan_stage(
                 env,
                 args,
                 &scope(env, args),
+                &options.build_args,
                 stage_ref,
                 index,
             )?),

@@ -156,6 +156,9 @@ pub struct RunOp {
     /// The stage's build arguments with values at this point (sorted):
     /// visible to the command unless `ENV` sets the same name.
     pub build_args: Vec<(String, String)>,
+    /// Proxy variables given with `--build-arg` but not declared: visible
+    /// to the command, kept out of the key and the history (as BuildKit).
+    pub proxy_env: Vec<(String, String)>,
     pub mounts: Vec<RunMount>,
     pub network: RunNetwork,
     pub insecure: bool,
@@ -389,6 +392,20 @@ fn sole_heredoc(cmd: &str) -> Option<&str> {
     Some(rest)
 }
 
+/// Build arguments BuildKit predefines: usable without `ARG`.
+const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// Removes leading tabs from every line (`<<-`).
 fn chomp(s: &str) -> String {
     s.split_inclusive('\n')
@@ -406,6 +423,7 @@ pub(crate) fn plan_run(
     env: &EnvMap,
     args: &EnvMap,
     scope: &EnvMap,
+    cli_args: &BTreeMap<String, String>,
     stage_ref: &dyn Fn(&str) -> Option<usize>,
     index: usize,
 ) -> Result<RunOp> {
@@ -504,10 +522,17 @@ pub(crate) fn plan_run(
         }
     }
     parts.extend(argv.iter().cloned());
+    let proxy_env = cli_args
+        .iter()
+        .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
+        .filter(|(k, _)| !build_args.iter().any(|(a, _)| a == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(RunOp {
         args: argv,
         files,
         build_args,
+        proxy_env,
         mounts,
         network,
         insecure,
@@ -694,6 +719,12 @@ fn execute(
         Ok(p)
     };
     let (upper, work, scratch) = (dir("upper")?, dir("work")?, dir("scratch")?);
+    let mut env = env.to_vec();
+    for (k, v) in &op.proxy_env {
+        if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+            env.push(format!("{k}={v}"));
+        }
+    }
     let mut spec = Spec::new(
         op.args.clone(),
         Rootfs::Overlay {
@@ -703,7 +734,7 @@ fn execute(
         },
         scratch,
     );
-    spec.env = env.to_vec();
+    spec.env = env;
     spec.user = user.to_owned();
     spec.cwd = workdir.to_owned();
     spec.hostname = "buildkitsandbox".into();
@@ -1332,6 +1363,10 @@ mod tests {
             &env,
             &args,
             &scope,
+            &BTreeMap::from([
+                ("HTTP_PROXY".to_owned(), "http://proxy:3128".to_owned()),
+                ("V".to_owned(), "cli".to_owned()),
+            ]),
             &|s| (s == "build").then_some(0),
             1,
         )
@@ -1342,6 +1377,10 @@ mod tests {
         let r = plan_one("FROM x\nRUN echo $V\n").unwrap();
         assert_eq!(r.args, ["/bin/sh", "-c", "echo $V"]);
         assert_eq!(r.created_by, "RUN |1 V=1 /bin/sh -c echo $V # buildkit");
+        assert_eq!(
+            r.proxy_env,
+            [("HTTP_PROXY".to_owned(), "http://proxy:3128".to_owned())]
+        );
         let r = plan_one("FROM x\nRUN [\"echo\", \"a b\"]\n").unwrap();
         assert_eq!(r.args, ["echo", "a b"]);
         let r = plan_one("FROM x\nRUN <<EOF\necho one\nEOF\n").unwrap();

@@ -433,3 +433,33 @@ fn kill_9_of_berth_leaves_no_process_and_the_next_build_cleans_up() {
         "no mount of the store is left on the host"
     );
 }
+
+#[test]
+fn proxy_build_args_reach_run_but_not_the_key_or_history() {
+    let store = busybox_store();
+    let root = store.path();
+    let ctx = Ctx::new("FROM busybox\nRUN echo \"$HTTP_PROXY\" > /proxy\n");
+    let first = build(
+        root,
+        ctx.path(),
+        &[
+            "-t",
+            "proxy",
+            "--build-arg",
+            "HTTP_PROXY=http://proxy.invalid:3128",
+        ],
+    );
+    let saved = saved(root, "proxy");
+    assert_eq!(
+        merge(&saved.layers)["proxy"].text(),
+        "http://proxy.invalid:3128\n"
+    );
+    assert!(!saved.config.to_string().contains("proxy.invalid"));
+    let again = build(
+        root,
+        ctx.path(),
+        &["--build-arg", "HTTP_PROXY=http://other.invalid:8080"],
+    );
+    assert!(again.fully_cached(), "{}", again.stderr);
+    assert_eq!(again.id, first.id);
+}
