@@ -2,10 +2,11 @@
 //! once and streamed to every client that asks while the fetch runs.
 //!
 //! A fetch (a *flight*) runs in its own task. It writes what the upstream
-//! sends twice, on a writer thread: into a content-store ingest (hashing as
-//! it goes; committed only if the digest matches) and into an anonymous
-//! *spool* file that clients read from at their own pace. Clients are told
-//! how far the spool is written through a `watch` channel.
+//! sends twice, on two writer threads running side by side: into a
+//! content-store ingest (hashing as it goes; committed only if the digest
+//! matches) and into an anonymous *spool* file that clients read from at
+//! their own pace. Clients are told how far the spool is written through a
+//! `watch` channel.
 //!
 //! Nothing unverified is ever served as final: while the flight runs, a
 //! client gets every byte but the last of its response; the last one goes
@@ -39,6 +40,8 @@ use crate::storage::MetaStore;
 
 /// Bytes read from the spool per step.
 const READ_CHUNK: usize = 256 << 10;
+/// At most this much is written to the spool between two notifications.
+const SPOOL_BATCH: u64 = 1 << 20;
 
 /// Where a flight is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,15 +278,31 @@ async fn fetch(
         p.size = resp.size;
     });
     let ingest = reg.content.ingest(d.algorithm())?;
-    // The writer thread: file writes stay off the async workers.
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    // Two writer threads, so that clients get bytes at the speed of the
+    // spool while hashing proceeds in parallel: one fills the spool (and
+    // tells clients how far it is), one the ingest (which hashes).
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let (itx, mut irx) = mpsc::channel::<Bytes>(64);
     let f = flight.clone();
-    let writer = tokio::task::spawn_blocking(move || -> io::Result<Box<dyn Ingest>> {
-        let mut ingest = ingest;
+    let spooler = tokio::task::spawn_blocking(move || -> io::Result<()> {
         while let Some(b) = rx.blocking_recv() {
             (&f.spool).write_all(&b)?;
+            let mut n = b.len() as u64;
+            // Whatever else has arrived goes out with one notification.
+            while n < SPOOL_BATCH
+                && let Ok(b) = rx.try_recv()
+            {
+                (&f.spool).write_all(&b)?;
+                n += b.len() as u64;
+            }
+            f.progress.send_modify(|p| p.written += n);
+        }
+        Ok(())
+    });
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<Box<dyn Ingest>> {
+        let mut ingest = ingest;
+        while let Some(b) = irx.blocking_recv() {
             ingest.write_all(&b)?;
-            f.progress.send_modify(|p| p.written += b.len() as u64);
         }
         Ok(ingest)
     });
@@ -312,17 +331,21 @@ async fn fetch(
                 if limit > 0 && received > limit {
                     break Err(too_large(received));
                 }
-                if tx.send(b).await.is_err() {
-                    break Ok(()); // the writer failed; its error follows
+                if itx.send(b.clone()).await.is_err() || tx.send(b).await.is_err() {
+                    break Ok(()); // a writer failed; its error follows
                 }
             }
         }
     };
-    drop(tx);
+    drop((tx, itx));
     let ingest = writer
         .await
         .map_err(|e| Failure::internal(e.to_string()))?
         .map_err(|e| Failure::internal(format!("write {d}: {e}")))?;
+    spooler
+        .await
+        .map_err(|e| Failure::internal(e.to_string()))?
+        .map_err(|e| Failure::internal(format!("write the spool of {d}: {e}")))?;
     outcome?;
     let size = ingest.size();
     if let Some(n) = resp.size
