@@ -30,6 +30,24 @@ pub struct Registry {
     pub(crate) verified: VerifiedCache,
     /// The pull-through mirror, if upstreams are configured.
     pub(crate) mirror: Option<Arc<crate::mirror::Mirror>>,
+    /// Other keepers of the shared store's blobs (the build cache): the
+    /// mirror's eviction never deletes what they keep.
+    pub(crate) keepers: Keepers,
+}
+
+/// A keeper of blobs in the shared store, besides the registry itself.
+pub type Keeper = Box<dyn berth_image::GcRoots + Send + Sync>;
+
+/// The other keepers, by name in debug output.
+#[derive(Default)]
+pub(crate) struct Keepers(pub(crate) Vec<Keeper>);
+
+impl std::fmt::Debug for Keepers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|k| k.name()))
+            .finish()
+    }
 }
 
 /// Blob files whose content a previous full read verified, keyed by what
@@ -87,6 +105,7 @@ impl Registry {
             tls,
             verified: VerifiedCache::default(),
             mirror,
+            keepers: Keepers::default(),
         })
     }
 
@@ -100,5 +119,11 @@ impl Registry {
 
     pub fn meta(&self) -> &dyn MetaStore {
         self.meta.as_ref()
+    }
+
+    /// Registers the other keepers of the store's blobs.
+    pub fn with_keepers(mut self, keepers: Vec<Keeper>) -> Registry {
+        self.keepers = Keepers(keepers);
+        self
     }
 }

@@ -42,6 +42,17 @@ pub fn init_logging(json: bool) {
 /// Serves `cfg` until SIGINT or SIGTERM. `ready` is called with the bound
 /// address once the server accepts connections.
 pub fn run(root: PathBuf, cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    run_with(root, cfg, Vec::new(), ready)
+}
+
+/// [`run`], telling the server which other keepers share the store's blobs
+/// (the mirror's cache eviction spares what they keep).
+pub fn run_with(
+    root: PathBuf,
+    cfg: Config,
+    keepers: Vec<crate::registry::Keeper>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
     cfg.validate()?;
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
@@ -64,7 +75,7 @@ pub fn run(root: PathBuf, cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result
             addr: cfg.addr.clone(),
             source,
         })?;
-        let reg = Arc::new(Registry::open(&root, cfg)?);
+        let reg = Arc::new(Registry::open(&root, cfg)?.with_keepers(keepers));
         tokio::spawn(maintenance(reg.clone(), root.clone()));
         if let Some(m) = &reg.mirror {
             tokio::spawn(m.clone().maintenance(reg.clone()));

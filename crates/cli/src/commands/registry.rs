@@ -218,7 +218,9 @@ fn serve(root: PathBuf, a: ServeArgs) -> anyhow::Result<i32> {
     let cfg = config(a)?;
     berth_registry::init_logging(cfg.log_json);
     let shown = root.clone();
-    berth_registry::run(root, cfg, |addr| {
+    // The build cache shares the store: the mirror's eviction must spare it.
+    let keepers: Vec<berth_registry::Keeper> = vec![Box::new(berth_build::BuildCacheRoots)];
+    berth_registry::run_with(root, cfg, keepers, |addr| {
         // Tests and scripts read this line to learn the port.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {addr} (store {})", shown.display());

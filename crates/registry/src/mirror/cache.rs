@@ -218,7 +218,12 @@ impl Cache {
     /// limit. Blocking: holds the store's exclusive writer lock (so no local
     /// push can start using a blob that is being deleted) and deletes bytes
     /// only when no local repository or image reaches them.
-    pub(crate) fn evict(&self, images: &ImageStore, local: &dyn MetaStore) -> Result<Evicted> {
+    pub(crate) fn evict(
+        &self,
+        images: &ImageStore,
+        local: &dyn MetaStore,
+        keepers: &[crate::registry::Keeper],
+    ) -> Result<Evicted> {
         if !self.over_limit() {
             return Ok(Evicted::default());
         }
@@ -232,7 +237,7 @@ impl Cache {
             lru.entries.iter().map(|(d, e)| (d.clone(), *e)).collect()
         };
         victims.sort_by(|a, b| a.1.last.cmp(&b.1.last).then_with(|| a.0.cmp(&b.0)));
-        let keep = local_live(images, local)?;
+        let keep = local_live(images, local, keepers)?;
         let content = images.content();
         let mut out = Evicted::default();
         for (d, _) in victims {
@@ -255,14 +260,24 @@ impl Cache {
     }
 }
 
-/// Everything local repositories and images reach: never deleted by eviction.
-fn local_live(images: &ImageStore, local: &dyn MetaStore) -> Result<HashSet<Digest>> {
+/// Everything local repositories, images and the other keepers (the build
+/// cache) reach: never deleted by eviction.
+fn local_live(
+    images: &ImageStore,
+    local: &dyn MetaStore,
+    keepers: &[crate::registry::Keeper],
+) -> Result<HashSet<Digest>> {
     let mut stack: Vec<Digest> = images
         .index()?
         .manifests
         .into_iter()
         .map(|d| d.digest)
         .collect();
+    for k in keepers {
+        stack.extend(k.roots(images.root()).map_err(|e| {
+            Error::Corrupt(format!("the roots of the {} cannot be read: {e}", k.name()))
+        })?);
+    }
     let mut live = HashSet::new();
     for repo in local.repositories()? {
         stack.extend(local.manifests(&repo)?);
@@ -411,7 +426,7 @@ mod tests {
         }
         cache.touch(&shared); // now the most recent
         assert!(cache.over_limit());
-        let ev = cache.evict(&images, &local).unwrap();
+        let ev = cache.evict(&images, &local, &[]).unwrap();
         // 1200 > 1000: evict down to 900 → one entry, the least recent (a).
         assert_eq!(
             ev,
@@ -427,7 +442,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         cache.touch(&b);
         cache.touch(&c);
-        let ev = cache.evict(&images, &local).unwrap();
+        let ev = cache.evict(&images, &local, &[]).unwrap();
         // shared is now least recent: evicted from the cache, bytes kept.
         assert_eq!(ev.entries, 1);
         assert_eq!(ev.deleted, 0);
@@ -440,5 +455,36 @@ mod tests {
         want.sort();
         assert_eq!(roots(dir.path()).unwrap(), want);
         assert_eq!(upstream_key("127.0.0.1:5000"), "127.0.0.1_5000");
+    }
+
+    #[derive(Debug)]
+    struct KeepsOne(Digest);
+
+    impl berth_image::GcRoots for KeepsOne {
+        fn name(&self) -> &str {
+            "test keeper"
+        }
+        fn roots(
+            &self,
+            _: &Path,
+        ) -> std::result::Result<Vec<Digest>, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(vec![self.0.clone()])
+        }
+    }
+
+    #[test]
+    fn eviction_spares_what_other_keepers_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = ImageStore::open(dir.path()).unwrap();
+        let local = FsMeta::open(dir.path()).unwrap();
+        let (kept, gone) = (blob(&images, &[5u8; 600]), blob(&images, &[6u8; 600]));
+        let cache = Cache::open(dir.path(), images.content(), 100).unwrap();
+        cache.record(&kept, 600);
+        cache.record(&gone, 600);
+        let keepers: Vec<crate::registry::Keeper> = vec![Box::new(KeepsOne(kept.clone()))];
+        let ev = cache.evict(&images, &local, &keepers).unwrap();
+        assert_eq!((ev.entries, ev.deleted), (2, 1));
+        assert!(images.content().info(&kept).unwrap().is_some());
+        assert!(images.content().info(&gone).unwrap().is_none());
     }
 }

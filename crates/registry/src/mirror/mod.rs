@@ -261,7 +261,7 @@ impl Mirror {
         }
         let (m, r) = (self.clone(), reg.clone());
         tokio::task::spawn_blocking(move || {
-            match m.cache.evict(&r.images, r.meta.as_ref()) {
+            match m.cache.evict(&r.images, r.meta.as_ref(), &r.keepers.0) {
                 Ok(ev) if ev.entries > 0 => {
                     m.stats
                         .evicted_entries
