@@ -16,7 +16,8 @@ pub const DEFAULT_TTL_SECS: u64 = 300;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorConfig {
-    /// Base URL of the upstream (`https://registry-1.docker.io`).
+    /// The upstream registry's root URL (`https://registry-1.docker.io`;
+    /// no path). `http://` only for loopback hosts or with `insecure`.
     pub url: String,
     /// The registry this upstream stands for, as clients name it: matched
     /// against containerd's `?ns=` and the first path component of the
