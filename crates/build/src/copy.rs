@@ -779,9 +779,14 @@ impl Executor<'_> {
             for (n, (u, dl)) in url_downloads.iter().enumerate() {
                 let d = match dl {
                     Some(d) => d.clone(),
-                    None => {
-                        crate::fetch::deferred(u, c.checksum.as_deref(), downloads.path(), n, line)?
-                    }
+                    None => crate::fetch::deferred(
+                        ex.fetcher(),
+                        u,
+                        c.checksum.as_deref(),
+                        downloads.path(),
+                        n,
+                        line,
+                    )?,
                 };
                 url_items.push(d.item);
             }

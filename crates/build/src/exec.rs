@@ -159,6 +159,8 @@ pub struct Executor<'a> {
     progress: &'a (dyn Fn(Event) + Sync),
     /// Finds (or pulls) the images the Dockerfile names.
     resolver: &'a dyn ImageResolver,
+    /// Fetches ADD's URLs.
+    fetcher: &'a dyn crate::fetch::UrlFetcher,
     cache_dir: PathBuf,
     tmp_dir: PathBuf,
     /// One lock per cache key being computed (identical vertices run once).
@@ -194,6 +196,7 @@ impl<'a> Executor<'a> {
             opts,
             progress,
             resolver: &LocalOnly,
+            fetcher: &crate::fetch::PlainHttp,
             cache_dir,
             tmp_dir,
             inflight: Mutex::new(HashMap::new()),
@@ -207,6 +210,17 @@ impl<'a> Executor<'a> {
     pub fn with_resolver(mut self, resolver: &'a dyn ImageResolver) -> Executor<'a> {
         self.resolver = resolver;
         self
+    }
+
+    /// Uses `fetcher` for ADD's URLs (default:
+    /// [`PlainHttp`](crate::fetch::PlainHttp), `http://` only).
+    pub fn with_fetcher(mut self, fetcher: &'a dyn crate::fetch::UrlFetcher) -> Executor<'a> {
+        self.fetcher = fetcher;
+        self
+    }
+
+    pub(crate) fn fetcher(&self) -> &dyn crate::fetch::UrlFetcher {
+        self.fetcher
     }
 
     pub(crate) fn store(&self) -> &'a ImageStore {

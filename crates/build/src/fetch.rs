@@ -1,14 +1,16 @@
-//! `ADD <http://...>`: downloading a URL source.
+//! `ADD <http(s)://...>`: downloading a URL source.
 //!
-//! A small HTTP/1.1 client on the standard library: GET, redirects,
-//! `Content-Length` or chunked bodies, streamed to a file while hashing.
-//! Like BuildKit, the file is named after the URL path's last component
+//! The network side is a [`UrlFetcher`], passed to the executor like the
+//! image resolver: berth-build does no TLS. Its default, [`PlainHttp`], is
+//! a small HTTP/1.1 client on the standard library (GET, redirects,
+//! `Content-Length` or chunked bodies) for `http://` URLs; a program
+//! that has an HTTPS stack passes a fetcher built on it.
+//!
+//! Whatever fetches, the body is streamed to a file while hashing. Like
+//! BuildKit, the file is named after the URL path's last component
 //! (`__unnamed__` when there is none), gets mode 0600 and the
 //! `Last-Modified` time; `--checksum=sha256:...` is verified before the file
 //! is used and, being known in advance, lets a cached step skip the download.
-//!
-//! What it does not do: `https://` (TLS arrives with the registry client's
-//! HTTP stack), proxies, authentication.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,6 +23,31 @@ use berth_dockerignore::EntryKind;
 
 use crate::source::Selected;
 use crate::{Error, Result};
+
+/// Fetches the URLs of `ADD` sources.
+pub trait UrlFetcher: Send + Sync {
+    /// Streams the body of a successful GET of `url` into `out` and returns
+    /// its `Last-Modified` time, if any. Errors are messages for the user.
+    fn fetch(
+        &self,
+        url: &str,
+        out: &mut dyn Write,
+    ) -> std::result::Result<Option<SystemTime>, String>;
+}
+
+/// `http://` only, on the standard library: the default fetcher.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainHttp;
+
+impl UrlFetcher for PlainHttp {
+    fn fetch(
+        &self,
+        url: &str,
+        out: &mut dyn Write,
+    ) -> std::result::Result<Option<SystemTime>, String> {
+        http_get(url, out)
+    }
+}
 
 /// A downloaded file: where it is and its content digest.
 #[derive(Debug, Clone)]
@@ -52,7 +79,7 @@ struct Url {
 
 fn parse(url: &str) -> std::result::Result<Url, String> {
     let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("{url}: only http:// URLs can be fetched (https support arrives with TLS)")
+        format!("{url}: https:// is not supported yet (the built-in fetcher speaks plain HTTP)")
     })?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -117,8 +144,9 @@ fn http_date(s: &str) -> Option<SystemTime> {
     (secs >= 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64))
 }
 
-/// Downloads `url` into `dir/<n>/<name>`; checks `checksum` if given.
+/// Downloads `url` with `fetcher` into `dir/<n>/<name>`; checks `checksum` if given.
 pub(crate) fn download(
+    fetcher: &dyn UrlFetcher,
     url: &str,
     checksum: Option<&str>,
     dir: &Path,
@@ -128,6 +156,53 @@ pub(crate) fn download(
     let sub = dir.join(format!("url-{n}"));
     fs::create_dir_all(&sub).map_err(|e| format!("{}: {e}", sub.display()))?;
     let target = sub.join(&name);
+    struct Hashing {
+        f: fs::File,
+        d: berth_oci::Digester,
+    }
+    impl Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.f.write_all(buf)?;
+            self.d.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.f.flush()
+        }
+    }
+    let mut out = Hashing {
+        f: fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?,
+        d: berth_oci::Algorithm::Sha256.digester(),
+    };
+    let modified = fetcher.fetch(url, &mut out)?;
+    let Hashing { f, d } = out;
+    let digest = d.finish().to_string();
+    if let Some(want) = checksum
+        && want != digest
+    {
+        return Err(format!(
+            "digest mismatch for {url}: expected {want}, got {digest}"
+        ));
+    }
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", target.display()))?;
+    if let Some(t) = modified {
+        f.set_modified(t)
+            .map_err(|e| format!("{}: {e}", target.display()))?;
+    }
+    Ok(Download {
+        item: Selected {
+            name: name.clone(),
+            path: format!("url-{n}/{name}"),
+            kind: EntryKind::File,
+            below: Vec::new(),
+        },
+        digest,
+    })
+}
+
+/// GET over plain HTTP/1.1, following redirects; the body goes to `out`.
+fn http_get(url: &str, out: &mut dyn Write) -> std::result::Result<Option<SystemTime>, String> {
     let mut current = url.to_owned();
     for _ in 0..10 {
         let u = parse(&current)?;
@@ -201,12 +276,8 @@ pub(crate) fn download(
             header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
         let length: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
         let modified = header("last-modified").and_then(http_date);
-        let mut f = fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-        let mut d = berth_oci::Algorithm::Sha256.digester();
         let mut sink = |buf: &[u8]| -> std::result::Result<(), String> {
-            d.update(buf);
-            f.write_all(buf)
-                .map_err(|e| format!("{}: {e}", target.display()))
+            out.write_all(buf).map_err(|e| format!("GET {url}: {e}"))
         };
         let io = |e: std::io::Error| format!("GET {current}: {e}");
         if chunked {
@@ -234,33 +305,7 @@ pub(crate) fn download(
                 sink(&buf[..k])?;
             }
         }
-        drop(f);
-        let digest = d.finish().to_string();
-        if let Some(want) = checksum
-            && want != digest
-        {
-            return Err(format!(
-                "digest mismatch for {url}: expected {want}, got {digest}"
-            ));
-        }
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("{}: {e}", target.display()))?;
-        if let Some(t) = modified {
-            fs::File::options()
-                .write(true)
-                .open(&target)
-                .and_then(|f| f.set_modified(t))
-                .map_err(|e| format!("{}: {e}", target.display()))?;
-        }
-        return Ok(Download {
-            item: Selected {
-                name: name.clone(),
-                path: format!("url-{n}/{name}"),
-                kind: EntryKind::File,
-                below: Vec::new(),
-            },
-            digest,
-        });
+        return Ok(modified);
     }
     Err(format!("GET {url}: too many redirects"))
 }
@@ -298,20 +343,22 @@ impl crate::exec::Executor<'_> {
         if let Some(c) = checksum {
             return Ok((c.to_owned(), None));
         }
-        let d = download(url, None, dir, n).map_err(|message| Error::Copy { line, message })?;
+        let d = download(self.fetcher(), url, None, dir, n)
+            .map_err(|message| Error::Copy { line, message })?;
         Ok((d.digest.clone(), Some(d)))
     }
 }
 
 /// Where a deferred download lands.
 pub(crate) fn deferred(
+    fetcher: &dyn UrlFetcher,
     url: &str,
     checksum: Option<&str>,
     dir: &Path,
     n: usize,
     line: usize,
 ) -> Result<Download> {
-    download(url, checksum, dir, n).map_err(|message| Error::Copy { line, message })
+    download(fetcher, url, checksum, dir, n).map_err(|message| Error::Copy { line, message })
 }
 
 #[cfg(test)]

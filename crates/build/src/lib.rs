@@ -30,7 +30,7 @@ pub mod chmod;
 pub mod context;
 mod copy;
 pub mod exec;
-mod fetch;
+pub mod fetch;
 mod gc_roots;
 pub mod output;
 mod pgzip;
