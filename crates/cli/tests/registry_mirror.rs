@@ -658,13 +658,27 @@ fn every_form_pulls_byte_exact_and_the_cache_answers_repeats() {
     // An ns no upstream stands for is refused, not answered with another's content.
     let r = manifest_get(&m, "/v2/library/busybox/manifests/1.0?ns=ghcr.io");
     assert_eq!((r.status, r.code().as_str()), (404, "NAME_UNKNOWN"));
-    // Tags are listed from the upstream.
+    // Tags are listed from the upstream (including tags never pulled
+    // through the mirror).
+    push(busybox(), &format!("{}/library/busybox:2.0", up.addr));
     let r = m
         .req("GET", "/v2/docker.io/library/busybox/tags/list")
         .send();
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["tags"], serde_json::json!(["1.0"]));
+    let mut tags: Vec<String> = serde_json::from_value(r.json()["tags"].clone()).unwrap();
+    tags.sort();
+    assert_eq!(tags, ["1.0", "2.0"]);
     assert_eq!(r.json()["name"].as_str(), Some("docker.io/library/busybox"));
+    // distribution has no referrers API: an empty index.
+    let r = m
+        .req(
+            "GET",
+            &format!("/v2/docker.io/library/busybox/referrers/{digest}"),
+        )
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["manifests"], serde_json::json!([]));
+    assert_eq!(metric(&m, "berth_mirror_stale_served_total"), 0.0);
     // Four pulls and raw requests, one upstream fetch per object.
     assert_eq!(px.count("GET", "/manifests/1.0"), 1);
     assert_eq!(px.count("HEAD", "/manifests/"), 0);
@@ -1258,7 +1272,12 @@ fn upstream_auth_token_flow_and_basic() {
         dirs[2].path(),
         &["--auth", "basic", "--htpasswd", &hp, "--grant", "alice:*:*"],
     );
-    for (s, repo) in [(&token, "secure"), (&anon, "pub"), (&basic, "plain")] {
+    for (s, repo, tag) in [
+        (&token, "secure", "1"),
+        (&token, "secure", "2"),
+        (&anon, "pub", "1"),
+        (&basic, "plain", "1"),
+    ] {
         run_ok(skopeo().args([
             "copy",
             "-q",
@@ -1267,7 +1286,7 @@ fn upstream_auth_token_flow_and_basic() {
             "--dest-creds",
             "alice:wonderland",
             busybox(),
-            &format!("docker://{}/{repo}/busybox:1", s.addr),
+            &format!("docker://{}/{repo}/busybox:{tag}", s.addr),
         ]));
     }
     let digest = sha256_hex(&run_ok(skopeo().args(["inspect", "--raw", busybox()])).stdout);
@@ -1321,6 +1340,17 @@ registry = "nocreds.test"
     ] {
         assert_eq!(pull(&format!("{}/{name}", m.addr)).1, digest, "{name}");
     }
+    // Tag lists come from the upstream, paginated as the client asks, with
+    // the next page's link at the mirror's path.
+    let r = m
+        .req("GET", "/v2/token.test/secure/busybox/tags/list?n=1")
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["tags"], serde_json::json!(["1"]));
+    assert_eq!(
+        r.header("Link"),
+        Some("</v2/token.test/secure/busybox/tags/list?n=1&last=1>; rel=\"next\"")
+    );
     for path in [
         "/v2/wrong.test/secure/busybox/manifests/1",
         "/v2/nocreds.test/plain/busybox/manifests/1",

@@ -360,7 +360,7 @@ pub(crate) async fn tags(
 ) -> Result<Response<Body>, ApiError> {
     let src = &m.sources[t.upstream];
     let q = routes::query(query);
-    let mut path = format!("v2/{}/tags/list", t.repo);
+    let mut path = format!("/v2/{}/tags/list", t.repo);
     let mut sep = '?';
     for k in ["n", "last"] {
         if let Some(v) = routes::param(&q, k) {
@@ -418,7 +418,7 @@ pub(crate) async fn referrers(
     let d = routes::digest(digest)?;
     let src = &m.sources[t.upstream];
     let q = routes::query(query);
-    let mut path = format!("v2/{}/referrers/{d}", t.repo);
+    let mut path = format!("/v2/{}/referrers/{d}", t.repo);
     if let Some(a) = routes::param(&q, "artifactType") {
         path.push_str(&format!("?artifactType={}", routes::encode(a)));
     }
