@@ -112,7 +112,7 @@ fn parse(url: &str) -> std::result::Result<Url, String> {
 }
 
 /// Parses an HTTP date (RFC 1123, `Sun, 06 Nov 1994 08:49:37 GMT`).
-fn http_date(s: &str) -> Option<SystemTime> {
+pub fn http_date(s: &str) -> Option<SystemTime> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     if parts.len() != 6 {
         return None;

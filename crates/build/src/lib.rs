@@ -23,9 +23,12 @@
 //!   of every type, `--network`, `--security`) in `berth-sandbox`, turning
 //!   the overlay's upper directory into the step's layer.
 //!
-//! What it deliberately does not do yet: ADD from git, `https://` URLs
-//! (TLS arrives with the registry client's HTTP stack).
+//! What it deliberately does not do: network I/O of its own beyond plain
+//! HTTP (images come through an [`resolve::ImageResolver`], ADD's URLs
+//! through a [`fetch::UrlFetcher`], both passed in by the caller), and ADD
+//! from git repositories (not yet).
 
+pub mod cache_io;
 pub mod chmod;
 pub mod context;
 mod copy;

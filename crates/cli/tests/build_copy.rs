@@ -469,3 +469,122 @@ fn copies_between_stages_do_not_leak_later_changes() {
     assert_eq!(fs["bx"].text(), "from y");
     assert_eq!(fs["ax"].text(), "from x");
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with the openssl tool.
+fn tls_files(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn add_https_urls_verify_certificates() {
+    let store = store_with_busybox();
+    let root = store.path();
+    let tls = tempfile::tempdir().unwrap();
+    tls_files(tls.path());
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("hello.txt"), "hello over https\n").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let script = format!(
+        "import http.server, ssl\n\
+         srv = http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         c.load_cert_chain({:?}, {:?})\n\
+         srv.socket = c.wrap_socket(srv.socket, server_side=True)\n\
+         srv.serve_forever()\n",
+        tls.path().join("srv.pem"),
+        tls.path().join("srv.key"),
+    );
+    let child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .current_dir(www.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    let _server = HttpServer { child, port };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let sum = sha256_hex(b"hello over https\n");
+    let ctx = Ctx::new(&format!(
+        "FROM scratch\nADD --checksum=sha256:{sum} https://127.0.0.1:{port}/hello.txt /dl/\n"
+    ));
+    // The server's certificate is trusted only through SSL_CERT_FILE.
+    let err = build_fails(root, ctx.path(), &[]);
+    assert!(err.contains("certificate"), "{err}");
+    let mut cmd = build_cmd(root, ctx.path(), &["-t", "t"]);
+    cmd.env("SSL_CERT_FILE", tls.path().join("ca.pem"));
+    ok(&mut cmd);
+    let fs = image_fs(root, "t");
+    assert_eq!(fs["dl/hello.txt"].text(), "hello over https\n");
+    assert_eq!(fs["dl/hello.txt"].mode, 0o600);
+}
