@@ -18,6 +18,15 @@ fn busybox_store() -> tempfile::TempDir {
     static SCRIPT: Mutex<()> = Mutex::new(());
     let _g = SCRIPT.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
+    // Per test process; those of finished processes are removed.
+    for e in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("berth-run-fixtures-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
     let fixtures = std::env::temp_dir().join(format!("berth-run-fixtures-{}", std::process::id()));
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/make-busybox-image.sh"))

@@ -21,6 +21,7 @@ fn helper() -> PathBuf {
 fn rootfs() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
+        remove_dirs_of_dead_processes("berth-sandbox-test-");
         let dir = std::env::temp_dir().join(format!("berth-sandbox-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("rootfs")).unwrap();
@@ -39,6 +40,19 @@ fn rootfs() -> &'static Path {
         assert!(st.success(), "extracting the fixture failed");
         dir.join("rootfs")
     })
+}
+
+/// Removes `$TMPDIR/<prefix><pid>` directories of test processes that are gone.
+fn remove_dirs_of_dead_processes(prefix: &str) {
+    for e in fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(prefix)
+            && pid.parse::<u32>().is_ok()
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A fresh overlay over the busybox root.

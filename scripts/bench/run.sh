@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# RUN steps: berth against docker's BuildKit (a dockerd started here) and
+# buildah when installed, on the same busybox base, in one run so the
+# numbers compare. Medians from hyperfine.
+#
+#   trivial    - 50 steps `RUN true`, cold: the sandbox's start-to-exit cost
+#                per step is (time - time of the same file with no RUN) / 50;
+#   multistage - two stages that make files with RUN, a final stage that
+#                copies them and runs once more: cold (empty build cache)
+#                and cached (nothing changed).
+#
+# Usage: scripts/bench/run.sh [RUNS]   (default 5)
+# Needs: hyperfine, docker.io (dockerd); buildah optional.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-5}
+cargo build --release --locked -q -p berth-cli
+berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
+w=$(mktemp -d /var/tmp/berth-run-bench.XXXXXX)
+dockerd_pid=
+cleanup() {
+  if [ -n "$dockerd_pid" ]; then
+    kill "$dockerd_pid" 2>/dev/null || true
+    wait "$dockerd_pid" 2>/dev/null || true
+  fi
+  rm -rf "$w" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+mkdir -p "$w/none" "$w/trivial" "$w/multi"
+echo "FROM busybox:latest" >"$w/none/Dockerfile"
+{ echo "FROM busybox:latest"; for i in $(seq 50); do echo "RUN true"; done; } >"$w/trivial/Dockerfile"
+cat >"$w/multi/Dockerfile" <<'EOF'
+FROM busybox:latest AS a
+RUN mkdir -p /out && for i in $(seq 200); do echo "file $i" > /out/a$i; done
+RUN tar -cf /a.tar /out && rm -r /out
+FROM busybox:latest AS b
+RUN mkdir -p /out && for i in $(seq 200); do echo "file $i" > /out/b$i; done && ln -s b1 /out/link
+FROM busybox:latest
+COPY --from=a /a.tar /a.tar
+COPY --from=b /out /b
+RUN tar -xf /a.tar && rm /a.tar && ls -R / > /listing && adduser -D app 2>/dev/null || true
+EOF
+
+median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$1"; }
+ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+per_step_ms() { python3 -c 'import sys; print("%.1f" % ((float(sys.argv[1]) - float(sys.argv[2])) * 1000 / 50))' "$1" "$2"; }
+
+BERTH="$berth" BERTH_ROOT="$w/store0" scripts/make-busybox-image.sh >/dev/null
+# One tool: cold (fresh cache per run) and cached, for the three files.
+# $1 name, $2 command prefix (the context is appended), $3 prepare for cold.
+bench() {
+  local name=$1 cmd=$2 prep=$3
+  for f in none trivial multi; do
+    hyperfine --runs "$runs" --warmup 1 --export-json "$w/$name-$f-cold.json" \
+      --prepare "$prep" "$cmd $w/$f" >/dev/null
+  done
+  $cmd "$w/multi" >/dev/null
+  hyperfine --runs "$runs" --warmup 1 --export-json "$w/$name-multi-cached.json" \
+    "$cmd $w/multi" >/dev/null
+  local n t mc mw
+  n=$(median "$w/$name-none-cold.json")
+  t=$(median "$w/$name-trivial-cold.json")
+  mc=$(median "$w/$name-multi-cold.json")
+  mw=$(median "$w/$name-multi-cached.json")
+  printf '%-18s 50 RUNs %7.3fs (%5s ms/step)   multistage cold %7.3fs cached %7.3fs\n' \
+    "$name" "$t" "$(per_step_ms "$t" "$n")" "$mc" "$mw"
+}
+
+bench berth "$berth --root $w/store build -q -t bench" "rm -rf $w/store && cp -a $w/store0 $w/store"
+bt=$(median "$w/berth-trivial-cold.json"); bc_=$(median "$w/berth-multi-cold.json"); bw_=$(median "$w/berth-multi-cached.json")
+results=()
+
+if command -v dockerd >/dev/null; then
+  mkdir -p "$w/docker" "$w/exec"
+  dockerd --host "unix://$w/docker.sock" --data-root "$w/docker" --exec-root "$w/exec" \
+    --pidfile "$w/docker.pid" --storage-driver overlay2 --iptables=false --bridge=none \
+    >"$w/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  export DOCKER_HOST="unix://$w/docker.sock" DOCKER_BUILDKIT=1
+  for _ in $(seq 100); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  "$berth" --root "$w/store0" save busybox:latest | /usr/bin/docker load >/dev/null
+  bench "docker BuildKit" "/usr/bin/docker build -q --network none -t bench" \
+    "/usr/bin/docker builder prune -af >/dev/null"
+  dt=$(median "$w/docker BuildKit-trivial-cold.json"); dc=$(median "$w/docker BuildKit-multi-cold.json"); dw=$(median "$w/docker BuildKit-multi-cached.json")
+  results+=("docker BuildKit / berth: 50 RUNs $(ratio "$dt" "$bt")x, multistage cold $(ratio "$dc" "$bc_")x, cached $(ratio "$dw" "$bw_")x")
+else
+  echo "dockerd not installed (apt-get install docker.io): skipping BuildKit"
+fi
+
+if command -v buildah >/dev/null; then
+  bh="buildah --root $w/buildah --runroot $w/buildah-run --storage-driver overlay"
+  "$berth" --root "$w/store0" save --format oci -o "$w/bb-oci.tar" busybox:latest
+  $bh pull -q "oci-archive:$w/bb-oci.tar" >/dev/null
+  $bh tag "$($bh images -q | head -1)" busybox:latest
+  bench buildah "$bh bud -q --isolation oci --layers -t bench" \
+    "$bh rmi -a -f >/dev/null 2>&1; $bh pull -q oci-archive:$w/bb-oci.tar >/dev/null; $bh tag \$($bh images -q | head -1) busybox:latest"
+  ht=$(median "$w/buildah-trivial-cold.json"); hc=$(median "$w/buildah-multi-cold.json"); hw=$(median "$w/buildah-multi-cached.json")
+  results+=("buildah / berth: 50 RUNs $(ratio "$ht" "$bt")x, multistage cold $(ratio "$hc" "$bc_")x, cached $(ratio "$hw" "$bw_")x")
+else
+  echo "buildah not installed (apt-get install buildah): skipping it"
+fi
+for r in "${results[@]}"; do echo "$r"; done
