@@ -93,6 +93,12 @@ pub struct Built {
     /// Steps that produced or reused a layer, and how many were cached.
     pub cacheable_steps: usize,
     pub cached_steps: usize,
+    /// The cache keys of every layer step of the build, in the order the
+    /// steps finished (for `--cache-to ...,mode=max`).
+    pub cache_keys: Vec<Digest>,
+    /// The cache keys of the target stage's chain (its steps and those of
+    /// the stages it is `FROM`), for `--cache-to ...,mode=min`.
+    pub target_cache_keys: Vec<Digest>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,7 +108,7 @@ pub(crate) struct CacheRecord {
     /// When the step first ran: reused on hits so that a fully cached
     /// rebuild yields the same config, hence the same image id.
     #[serde(default)]
-    created: Option<String>,
+    pub(crate) created: Option<String>,
 }
 
 /// A stage's state while it is being built.
@@ -117,6 +123,8 @@ pub(crate) struct StageState {
     pub(crate) rootfs: Option<tempfile::TempDir>,
     /// The creation time of the newest layer step (or of the base image).
     pub(crate) created: Option<String>,
+    /// Cache keys of the layer steps of this stage's chain.
+    pub(crate) keys: Vec<Digest>,
 }
 
 impl Clone for StageState {
@@ -128,6 +136,7 @@ impl Clone for StageState {
             base: self.base.clone(),
             rootfs: None,
             created: self.created.clone(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -169,6 +178,8 @@ pub struct Executor<'a> {
     made: Mutex<HashSet<Digest>>,
     /// Materialised sources of `COPY --from` (stages and images), by key.
     snapshots: Mutex<HashMap<Digest, Arc<Mutex<Option<Snapshot>>>>>,
+    /// Every layer step's key, for [`Built::cache_keys`].
+    used: Mutex<Vec<Digest>>,
 }
 
 impl std::fmt::Debug for Executor<'_> {
@@ -202,6 +213,7 @@ impl<'a> Executor<'a> {
             inflight: Mutex::new(HashMap::new()),
             made: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(HashMap::new()),
+            used: Mutex::new(Vec::new()),
         })
     }
 
@@ -331,6 +343,7 @@ impl<'a> Executor<'a> {
                     base: None,
                     rootfs: None,
                     created: None,
+                    keys: Vec::new(),
                 })
             }
             Base::Stage(i) => Ok(done[i].clone()),
@@ -362,6 +375,7 @@ impl<'a> Executor<'a> {
                     config: img.config,
                     base: Some((name, rec.descriptor.digest.clone())),
                     rootfs: None,
+                    keys: Vec::new(),
                 })
             }
         }
@@ -702,6 +716,8 @@ impl<'a> Executor<'a> {
             .or_default()
             .clone();
         let _held = lock.lock().expect("key lock");
+        st.keys.push(key.clone());
+        self.used.lock().expect("used").push(key.clone());
         let made_here = self.made.lock().expect("made").contains(key);
         if (!no_cache || made_here)
             && let Some(rec) = self.cache_get(key)
@@ -770,6 +786,8 @@ impl<'a> Executor<'a> {
             config_digest,
             cacheable_steps: cacheable,
             cached_steps: cached,
+            cache_keys: self.used.lock().expect("used").clone(),
+            target_cache_keys: st.keys.clone(),
         })
     }
 
