@@ -178,6 +178,8 @@ pub struct Executor<'a> {
     made: Mutex<HashSet<Digest>>,
     /// Materialised sources of `COPY --from` (stages and images), by key.
     snapshots: Mutex<HashMap<Digest, Arc<Mutex<Option<Snapshot>>>>>,
+    /// This build's scratch directory (`tmp_dir`): removed last, on drop.
+    _scratch: crate::scratch::Scratch,
     /// Every layer step's key, for [`Built::cache_keys`].
     used: Mutex<Vec<Digest>>,
 }
@@ -197,10 +199,12 @@ impl<'a> Executor<'a> {
         progress: &'a (dyn Fn(Event) + Sync),
     ) -> Result<Executor<'a>> {
         let cache_dir = store.root().join("buildcache");
-        let tmp_dir = store.root().join("tmp");
-        for d in [&cache_dir, &tmp_dir] {
+        let tmp_root = store.root().join("tmp");
+        for d in [&cache_dir, &tmp_root] {
             fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
         }
+        let scratch = crate::scratch::begin(&tmp_root)?;
+        let tmp_dir = scratch.path().to_owned();
         Ok(Executor {
             _guard: store.write_guard()?,
             store,
@@ -213,6 +217,7 @@ impl<'a> Executor<'a> {
             inflight: Mutex::new(HashMap::new()),
             made: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(HashMap::new()),
+            _scratch: scratch,
             used: Mutex::new(Vec::new()),
         })
     }

@@ -40,6 +40,7 @@ mod pgzip;
 pub mod plan;
 pub mod resolve;
 pub mod run;
+mod scratch;
 mod source;
 
 pub use gc_roots::BuildCacheRoots;

@@ -260,3 +260,46 @@ fn layer_compression_choices() {
         assert_eq!(merge(&[decompress(blob)])["a"].text(), "a".repeat(10_000));
     }
 }
+
+fn scratch_dirs(root: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("tmp"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("build-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_killed_build_leaves_nothing_once_the_next_one_starts() {
+    let store = store_with_busybox();
+    let root = store.path();
+    // A server that accepts and never answers: the build blocks in ADD.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ctx = Ctx::new(&format!(
+        "FROM busybox\nCOPY a /a\nADD http://127.0.0.1:{port}/never /n\n"
+    ));
+    ctx.write("a", "a");
+    let mut child = build_cmd(root, ctx.path(), &[])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let during = scratch_dirs(root);
+    assert_eq!(during.len(), 1, "one scratch directory while building");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(conn);
+    assert_eq!(scratch_dirs(root), during, "a killed build cannot clean up");
+    // The next build (of anything) removes it; the store is whole.
+    let other = Ctx::new("FROM busybox\nCOPY a /a\n");
+    other.write("a", "a");
+    build(root, other.path(), &[]);
+    assert_eq!(scratch_dirs(root), Vec::<String>::new());
+    ok(berth(root).args(["system", "check"]));
+}

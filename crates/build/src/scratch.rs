@@ -1,0 +1,73 @@
+//! A build's scratch space: `<store>/tmp/build-XXXXXX/`, holding every
+//! temporary tree of one build (materialised file systems, staged layers,
+//! downloads) and a `.lock` the build holds (`flock`) while it runs.
+//!
+//! A build that ends removes its directory. One that was killed cannot, so
+//! every build first sweeps the directories whose lock nobody holds: the
+//! kernel drops an flock when its holder dies, so a lock that can be taken
+//! belongs to a dead build. A directory without its lock yet (a build
+//! being set up) is left alone.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::Path;
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::{Error, Result};
+
+const LOCK: &str = ".lock";
+
+/// The scratch directory of a running build; removed on drop.
+#[derive(Debug)]
+pub(crate) struct Scratch {
+    // Field order matters: the directory goes before the lock is released.
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl Scratch {
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes what killed builds left in `tmp`, then makes this build's scratch.
+pub(crate) fn begin(tmp: &Path) -> Result<Scratch> {
+    sweep(tmp);
+    let dir = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(tmp)
+        .map_err(|e| Error::io("create directory in", tmp, e))?;
+    // The lock appears under its name already held (locked, then renamed),
+    // so a concurrent sweep never mistakes this build for a dead one.
+    let pending = dir.path().join(".lock-pending");
+    let lock = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&pending)
+        .map_err(|e| Error::io("create", &pending, e))?;
+    flock(&lock, FlockOperation::LockExclusive)
+        .map_err(|e| Error::io("lock", &pending, e.into()))?;
+    let lock_path = dir.path().join(LOCK);
+    fs::rename(&pending, &lock_path).map_err(|e| Error::io("rename", &pending, e))?;
+    Ok(Scratch { dir, _lock: lock })
+}
+
+/// Best effort: a directory that cannot be removed now is tried next time.
+fn sweep(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with("build-") {
+            continue;
+        }
+        let dir = e.path();
+        let Ok(lock) = File::open(dir.join(LOCK)) else {
+            continue;
+        };
+        if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}
