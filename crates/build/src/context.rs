@@ -219,14 +219,15 @@ impl Context {
             .map(|(p, k)| (p, *k))
     }
 
-    fn hash_file(&self, rel: &str) -> Result<(Stamp, String)> {
+    /// A file's stamp, content digest and permission bits.
+    fn hash_file(&self, rel: &str) -> Result<(Stamp, String, u32)> {
         let path = self.root.join(rel);
         let md = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
         let st = stamp(&md);
         if let Some(c) = self.cache.lock().expect("hash cache").get(rel)
             && c.stamp == st
         {
-            return Ok((st, c.digest.clone()));
+            return Ok((st, c.digest.clone(), md.mode() & 0o7777));
         }
         let mut f = fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let mut d = berth_oci::Algorithm::Sha256.digester();
@@ -238,7 +239,7 @@ impl Context {
             }
             d.update(&buf[..n]);
         }
-        Ok((st, d.finish().to_string()))
+        Ok((st, d.finish().to_string(), md.mode() & 0o7777))
     }
 
     /// The content digest of selected sources: for each, its name and
@@ -267,10 +268,16 @@ impl Context {
         let mut h = berth_oci::Algorithm::Sha256.digester();
         let mut line = |k: EntryKind, name: &str, path: &str| -> Result<()> {
             let abs = self.root.join(path);
-            let md = fs::symlink_metadata(&abs).map_err(|e| Error::io("stat", &abs, e))?;
             let l = match k {
-                EntryKind::File => format!("f {name} {:o} {}\n", md.mode() & 0o7777, hashes[path]),
-                EntryKind::Dir => format!("d {name} {:o}\n", md.mode() & 0o7777),
+                // Files: the mode comes with the hash (one stat per file).
+                EntryKind::File => {
+                    let (digest, mode) = &hashes[path];
+                    format!("f {name} {mode:o} {digest}\n")
+                }
+                EntryKind::Dir => {
+                    let md = fs::symlink_metadata(&abs).map_err(|e| Error::io("stat", &abs, e))?;
+                    format!("d {name} {:o}\n", md.mode() & 0o7777)
+                }
                 EntryKind::Symlink => format!(
                     "l {name} {}\n",
                     fs::read_link(&abs)
@@ -293,16 +300,17 @@ impl Context {
 
     /// Hashes files (relative paths) in parallel; the cache makes unchanged
     /// files free.
-    fn hash_files(&self, files: &[String]) -> Result<HashMap<String, String>> {
+    fn hash_files(&self, files: &[String]) -> Result<HashMap<String, (String, u32)>> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let chunk = files.len().div_ceil(threads).max(1);
-        let results: Vec<Result<Vec<(String, Stamp, String)>>> = std::thread::scope(|s| {
+        type Hashed = (String, Stamp, String, u32);
+        let results: Vec<Result<Vec<Hashed>>> = std::thread::scope(|s| {
             let hs: Vec<_> = files
                 .chunks(chunk)
                 .map(|part| {
                     s.spawn(move || {
                         part.iter()
-                            .map(|p| self.hash_file(p).map(|(st, d)| (p.clone(), st, d)))
+                            .map(|p| self.hash_file(p).map(|(st, d, m)| (p.clone(), st, d, m)))
                             .collect()
                     })
                 })
@@ -314,7 +322,7 @@ impl Context {
         let mut hashes = HashMap::with_capacity(files.len());
         let mut cache = self.cache.lock().expect("hash cache");
         for r in results {
-            for (p, st, d) in r? {
+            for (p, st, d, m) in r? {
                 if cache.get(&p).is_none_or(|c| c.stamp != st) {
                     self.dirty.store(true, Ordering::Relaxed);
                     cache.insert(
@@ -325,7 +333,7 @@ impl Context {
                         },
                     );
                 }
-                hashes.insert(p, d);
+                hashes.insert(p, (d, m));
             }
         }
         Ok(hashes)
