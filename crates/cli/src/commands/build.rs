@@ -83,6 +83,13 @@ pub struct BuildArgs {
     /// (shorthand for --output type=registry).
     #[arg(long)]
     push: bool,
+    /// Import build cache (repeatable): type=local,src=DIR or type=registry,ref=REF.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
+    /// Export the build cache: type=local,dest=DIR or type=registry,ref=REF
+    /// [,mode=min|max] (min: the target stage's steps; max: every step).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
     #[command(flatten)]
     net: super::transfer::NetArgs,
 }
@@ -222,6 +229,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    let caches = super::build_cache::Caches::parse(&args.cache_from, &args.cache_to)?;
     let resolver = super::build_registry::RegistryResolver::new(
         args.net.clone(),
         args.pull,
@@ -261,6 +269,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         Some(Path::new(&dockerfile_path)),
         Some(hash_cache),
     )?;
+    caches.import(&store, &args.net, args.quiet)?;
     let mode = match args.progress.as_str() {
         "auto" | "tty" => "plain",
         "plain" => "plain",
@@ -313,6 +322,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
     let built = exec.build(&plan, &ctx)?;
     exec.tag(&built, &names)?;
     drop(exec);
+    caches.export(&store, &args.net, &built, args.quiet)?;
     let id = built.config_digest.to_string();
     if !quiet {
         eprintln!("#0 writing image {id}");
