@@ -281,12 +281,21 @@ pub fn write_layout(store: &ImageStore, export: &CacheExport, dest: &Path) -> Re
     Ok(())
 }
 
+/// A cache manifest as a [`CacheSource`] found it.
+#[derive(Debug, Clone)]
+pub struct SourceManifest {
+    pub bytes: Vec<u8>,
+    /// The digest the bytes must have, when the source names one (the
+    /// importer checks it).
+    pub digest: Option<Digest>,
+}
+
 /// Where a cache is imported from.
 pub trait CacheSource {
     /// For messages: `type=local,src=DIR`, a registry reference.
     fn name(&self) -> String;
-    /// The cache manifest's bytes; `None` when there is no cache there.
-    fn manifest(&self) -> std::result::Result<Option<Vec<u8>>, BoxError>;
+    /// The cache manifest; `None` when there is no cache there.
+    fn manifest(&self) -> std::result::Result<Option<SourceManifest>, BoxError>;
     /// Copies blob `desc` into a new ingest of `content`. The importer
     /// verifies and commits it, so the source need not.
     fn blob(
@@ -327,7 +336,7 @@ impl CacheSource for LocalSource {
         format!("type=local,src={}", self.dir.display())
     }
 
-    fn manifest(&self) -> std::result::Result<Option<Vec<u8>>, BoxError> {
+    fn manifest(&self) -> std::result::Result<Option<SourceManifest>, BoxError> {
         let index_path = self.dir.join("index.json");
         let bytes = match read_limited(&index_path, MAX_DOCUMENT) {
             Ok(b) => b,
@@ -350,15 +359,10 @@ impl CacheSource for LocalSource {
         }
         let p = blob_path(&self.dir, &desc.digest);
         let bytes = read_limited(&p, desc.size).map_err(|e| format!("{}: {e}", p.display()))?;
-        let actual = desc.digest.algorithm().digest(&bytes);
-        if actual != desc.digest {
-            return Err(format!(
-                "manifest {} does not match its digest (found {actual})",
-                desc.digest
-            )
-            .into());
-        }
-        Ok(Some(bytes))
+        Ok(Some(SourceManifest {
+            bytes,
+            digest: Some(desc.digest.clone()),
+        }))
     }
 
     fn blob(
@@ -396,7 +400,10 @@ pub struct ImportReport {
 /// Reads the cache manifest and config of `source`; `None` if there is none.
 pub fn read_config(source: &dyn CacheSource) -> Result<Option<(ImageManifest, CacheConfig)>> {
     let name = source.name();
-    let Some(bytes) = source.manifest().map_err(|e| CacheIoError::Source {
+    let Some(SourceManifest {
+        bytes,
+        digest: expected,
+    }) = source.manifest().map_err(|e| CacheIoError::Source {
         source_name: name.clone(),
         source: e,
     })?
@@ -407,6 +414,14 @@ pub fn read_config(source: &dyn CacheSource) -> Result<Option<(ImageManifest, Ca
         source_name: name.clone(),
         message,
     };
+    if let Some(expected) = expected {
+        let actual = expected.algorithm().digest(&bytes);
+        if actual != expected {
+            return Err(invalid(format!(
+                "manifest {expected} does not match its digest (found {actual})"
+            )));
+        }
+    }
     let parsed = ParsedManifest::parse(bytes, None).map_err(|e| invalid(e.to_string()))?;
     let ManifestKind::Image(m) = parsed.kind else {
         return Err(invalid("the manifest is an index".into()));
@@ -433,6 +448,23 @@ pub fn read_config(source: &dyn CacheSource) -> Result<Option<(ImageManifest, Ca
         .map_err(|e| invalid(format!("config: {e}")))?;
     let config: CacheConfig = serde_json::from_slice(&staging.read_all(&m.config.digest)?)
         .map_err(|e| invalid(format!("config: {e}")))?;
+    for r in &config.records {
+        // A layer without its diffID (or the reverse) would build a wrong image.
+        if r.layer.is_some() != r.diff_id.is_some() {
+            return Err(invalid(format!(
+                "record {} has a layer or a diff_id but not both",
+                r.key
+            )));
+        }
+        if let Some(l) = &r.layer
+            && media_type::Compression::of_layer(&l.media_type).is_none()
+        {
+            return Err(invalid(format!(
+                "record {}: {:?} is not a layer media type",
+                r.key, l.media_type
+            )));
+        }
+    }
     Ok(Some((m, config)))
 }
 

@@ -294,6 +294,82 @@ fn a_tampered_blob_is_refused_and_its_record_not_imported() {
     assert!(err.contains("refused"), "{err}");
 }
 
+/// Writes `bytes` as a blob of the layout; returns its descriptor fields.
+fn put_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
+    let digest = format!("sha256:{}", sha256_hex(bytes));
+    std::fs::write(blob(dir, &digest), bytes).unwrap();
+    (digest, bytes.len())
+}
+
+/// Replaces the layout's config with `config` (manifest and index updated,
+/// so that only the content is wrong).
+fn rewrite_config(dir: &Path, config: &serde_json::Value) {
+    let (mut manifest, _) = layout(dir);
+    let (d, n) = put_blob(dir, &serde_json::to_vec(config).unwrap());
+    manifest["config"]["digest"] = d.into();
+    manifest["config"]["size"] = n.into();
+    let (d, n) = put_blob(dir, &serde_json::to_vec(&manifest).unwrap());
+    let mut index = read_json(&dir.join("index.json"));
+    index["manifests"][0]["digest"] = d.into();
+    index["manifests"][0]["size"] = n.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn a_corrupt_or_inconsistent_cache_document_imports_nothing() {
+    let cfg = Config::new();
+    let ctx = app();
+    let dir = tempfile::tempdir().unwrap();
+    let a = store_with_busybox();
+    cfg.build(
+        a.path(),
+        &ctx,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={}", dir.path().display()),
+        ],
+    );
+    let src = format!("type=local,src={}", dir.path().display());
+    let (manifest, config) = layout(dir.path());
+    let imported = |root: &Path| {
+        std::fs::read_dir(root.join("buildcache"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+
+    // A config whose bytes do not match the manifest's digest.
+    let cpath = blob(dir.path(), manifest["config"]["digest"].as_str().unwrap());
+    let good = std::fs::read(&cpath).unwrap();
+    let mut bad = good.clone();
+    let i = bad.iter().position(|&b| b == b'{').unwrap();
+    bad[i] = b'[';
+    std::fs::write(&cpath, &bad).unwrap();
+    let b = store_with_busybox();
+    let err = build_fails(b.path(), ctx.path(), &["--cache-from", &src]);
+    assert!(err.contains("not a valid build cache"), "{err}");
+    assert_eq!(imported(b.path()), 0);
+    std::fs::write(&cpath, &good).unwrap();
+
+    // A record with a layer but no diffID would build a wrong image.
+    let mut broken = config.clone();
+    let rec = broken["records"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["layer"].is_object())
+        .unwrap();
+    rec["diff_id"] = serde_json::Value::Null;
+    rewrite_config(dir.path(), &broken);
+    let err = build_fails(b.path(), ctx.path(), &["--cache-from", &src]);
+    assert!(err.contains("but not both"), "{err}");
+    assert_eq!(imported(b.path()), 0);
+
+    // Put right again, the same cache imports.
+    rewrite_config(dir.path(), &config);
+    let ok_build = cfg.build(b.path(), &ctx, &["--cache-from", &src]);
+    assert!(ok_build.fully_cached(), "{}", ok_build.stderr);
+}
+
 #[test]
 fn mode_max_exports_every_stage_and_mode_min_only_the_target_chain() {
     let cfg = Config::new();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use berth_build::cache_io::{self, BoxError, CacheIoError, CacheSource, Mode};
+use berth_build::cache_io::{self, BoxError, CacheIoError, CacheSource, Mode, SourceManifest};
 use berth_build::exec::Built;
 use berth_client::Client;
 use berth_client::ops::UploadOptions;
@@ -301,7 +301,7 @@ impl CacheSource for RegistrySource {
         format!("type=registry,ref={}", self.reference)
     }
 
-    fn manifest(&self) -> Result<Option<Vec<u8>>, BoxError> {
+    fn manifest(&self) -> Result<Option<SourceManifest>, BoxError> {
         let r = &self.reference;
         let at = r
             .digest()
@@ -312,7 +312,11 @@ impl CacheSource for RegistrySource {
             .rt
             .block_on(self.client.get_manifest(r.domain(), r.path(), &at))
         {
-            Ok(m) => Ok(Some(m.bytes)),
+            // get_manifest verified the bytes against the registry's digest.
+            Ok(m) => Ok(Some(SourceManifest {
+                bytes: m.bytes,
+                digest: None,
+            })),
             Err(berth_client::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Box::new(e)),
         }
