@@ -7,20 +7,22 @@
 #   FROM busybox AS b          COPY files/b/ /data/b/      (FILES/2 files)
 #   FROM busybox               COPY --from=a ... ; COPY --from=b ... ; COPY app.txt
 #
-# Two numbers per tool, medians from hyperfine, all in one run so they
-# compare:
-#   cold   - empty build cache (berth: fresh store with busybox; docker:
-#            `builder prune -af`; buildah: layers removed), warm page cache;
-#   cached - nothing changed, the cache is warm (berth's context hash cache
-#            too): the CI rebuild case.
-# Prints the ratios tool/berth (above 1: berth is faster).
+# Two numbers per tool:
+#   cold   - empty build cache (berth: a fresh store holding busybox;
+#            docker: `builder prune -af`; buildah: --layers=false), warm page cache;
+#   cached - nothing changed and the cache is warm (berth's context hash
+#            cache too): the CI rebuild case.
+# The machine is shared and noisy, so the tools take turns: each round runs
+# every tool once (hyperfine --runs 1, preparation untimed) and the medians
+# over ROUNDS rounds are compared. Prints the ratios tool/berth (above 1:
+# berth is faster).
 #
-# Usage: scripts/bench/build.sh [FILES] [RUNS]   (default 10000 files, 5 runs)
-# Needs: hyperfine, docker.io (dockerd); buildah optional.
+# Usage: scripts/bench/build.sh [FILES] [ROUNDS]   (default 10000 files, 5 rounds)
+# Needs: hyperfine, docker.io (dockerd); buildah optional (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 files=${1:-10000}
-runs=${2:-5}
+rounds=${2:-5}
 cargo build --release --locked -q -p berth-cli
 berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 w=$(mktemp -d /var/tmp/berth-build-bench.XXXXXX)
@@ -30,7 +32,13 @@ cleanup() {
     kill "$dockerd_pid" 2>/dev/null || true
     wait "$dockerd_pid" 2>/dev/null || true
   fi
-  rm -rf "$w" 2>/dev/null || { umount -R "$w"/docker/overlay2/*/merged 2>/dev/null || true; rm -rf "$w"; }
+  if [ -d "$w/buildah" ]; then
+    buildah --root "$w/buildah" --runroot "$w/buildah-run" --storage-driver overlay \
+      rmi -af >/dev/null 2>&1 || true
+  fi
+  # Whatever dockerd or buildah left mounted below $w, deepest first.
+  awk -v w="$w" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | xargs -r umount -l 2>/dev/null || true
+  rm -rf "$w"
 }
 trap cleanup EXIT
 
@@ -59,24 +67,14 @@ COPY app.txt /app.txt
 PY
 du -sh "$w/ctx" | sed 's/^/context: /'
 
-# berth: a store with busybox, copied fresh for every cold run.
+# Each tool: a name, a command to prepare a cold run, the build command.
+names=() prepares=() commands=()
+
 BERTH="$berth" BERTH_ROOT="$w/store0" scripts/make-busybox-image.sh >/dev/null
-results=()
-hyperfine --runs "$runs" --warmup 1 --export-json "$w/berth-cold.json" \
-  --prepare "rm -rf $w/store && cp -a $w/store0 $w/store" \
-  "$berth --root $w/store build -q -t bench $w/ctx" >/dev/null
-"$berth" --root "$w/store" build -q -t bench "$w/ctx" >/dev/null
-hyperfine --runs "$runs" --warmup 1 --export-json "$w/berth-cached.json" \
-  "$berth --root $w/store build -q -t bench $w/ctx" >/dev/null
+names+=(berth)
+prepares+=("rm -rf $w/store && cp -a $w/store0 $w/store")
+commands+=("$berth --root $w/store build -q -t bench $w/ctx")
 
-median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$1"; }
-bc_=$(median "$w/berth-cold.json")
-bw_=$(median "$w/berth-cached.json")
-printf '%-22s cold %8.3fs   cached %8.3fs\n' "berth" "$bc_" "$bw_"
-
-ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
-
-# docker's BuildKit: its own daemon, data root and socket.
 if command -v dockerd >/dev/null; then
   mkdir -p "$w/docker" "$w/exec"
   dockerd --host "unix://$w/docker.sock" --data-root "$w/docker" --exec-root "$w/exec" \
@@ -86,36 +84,64 @@ if command -v dockerd >/dev/null; then
   export DOCKER_HOST="unix://$w/docker.sock" DOCKER_BUILDKIT=1
   for _ in $(seq 100); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.2; done
   "$berth" --root "$w/store0" save busybox:latest | /usr/bin/docker load >/dev/null
-  hyperfine --runs "$runs" --warmup 1 --export-json "$w/docker-cold.json" \
-    --prepare "/usr/bin/docker builder prune -af >/dev/null" \
-    "/usr/bin/docker build -q -t bench $w/ctx" >/dev/null
-  /usr/bin/docker build -q -t bench "$w/ctx" >/dev/null
-  hyperfine --runs "$runs" --warmup 1 --export-json "$w/docker-cached.json" \
-    "/usr/bin/docker build -q -t bench $w/ctx" >/dev/null
-  dc=$(median "$w/docker-cold.json")
-  dw=$(median "$w/docker-cached.json")
-  printf '%-22s cold %8.3fs   cached %8.3fs\n' "docker BuildKit" "$dc" "$dw"
-  results+=("docker BuildKit / berth: cold $(ratio "$dc" "$bc_")x, cached $(ratio "$dw" "$bw_")x")
+  names+=("docker BuildKit")
+  prepares+=("/usr/bin/docker builder prune -af >/dev/null")
+  commands+=("/usr/bin/docker build -q -t bench $w/ctx")
 else
   echo "dockerd not installed (apt-get install docker.io): skipping BuildKit"
 fi
 
-# buildah (vfs storage, chroot isolation: no daemon, no runtime needed for COPY).
+# buildah (overlay storage, chroot isolation: COPY needs no runtime), with
+# its own containers.conf so the machine's is not needed (../shared/FACTS.md).
 if command -v buildah >/dev/null; then
-  bh=(buildah --root "$w/buildah" --runroot "$w/buildah-run" --storage-driver vfs)
+  printf '%s\n' '[containers]' 'default_ulimits = ["nofile=20000:20000"]' '[engine]' \
+    'runtime = "runc"' 'cgroup_manager = "cgroupfs"' 'events_logger = "file"' \
+    '[network]' 'network_backend = "netavark"' >"$w/containers.conf"
+  export CONTAINERS_CONF="$w/containers.conf"
+  bh="buildah --root $w/buildah --runroot $w/buildah-run --storage-driver overlay"
   "$berth" --root "$w/store0" save --format oci -o "$w/bb-oci.tar" busybox:latest
-  "${bh[@]}" pull -q "oci-archive:$w/bb-oci.tar" >/dev/null
-  "${bh[@]}" tag "$("${bh[@]}" images -q | head -1)" busybox:latest
-  hyperfine --runs "$runs" --warmup 1 --export-json "$w/buildah-cold.json" \
-    "${bh[*]} bud -q --isolation chroot --layers=false -t bench $w/ctx" >/dev/null
-  "${bh[@]}" bud -q --isolation chroot --layers -t bench "$w/ctx" >/dev/null
-  hyperfine --runs "$runs" --warmup 1 --export-json "$w/buildah-cached.json" \
-    "${bh[*]} bud -q --isolation chroot --layers -t bench $w/ctx" >/dev/null
-  hc=$(median "$w/buildah-cold.json")
-  hw=$(median "$w/buildah-cached.json")
-  printf '%-22s cold %8.3fs   cached %8.3fs\n' "buildah (vfs)" "$hc" "$hw"
-  results+=("buildah / berth: cold $(ratio "$hc" "$bc_")x, cached $(ratio "$hw" "$bw_")x")
+  $bh pull -q "oci-archive:$w/bb-oci.tar" >/dev/null
+  names+=("buildah (overlay)")
+  # Cold: --layers=false neither reads nor writes the layer cache.
+  prepares+=("true")
+  commands+=("$bh bud -q --isolation chroot --layers=false -t bench $w/ctx")
+  buildah_cached="$bh bud -q --isolation chroot --layers -t bench $w/ctx"
 else
   echo "buildah not installed (apt-get install buildah): skipping it"
 fi
-for r in "${results[@]}"; do echo "$r"; done
+
+# One timed run (seconds) of $2 after untimed preparation $1.
+once() {
+  hyperfine --runs 1 --prepare "$1" --export-json "$w/one.json" "$2" >/dev/null 2>&1
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' "$w/one.json"
+}
+median() { python3 -c 'import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
+
+n=${#names[@]}
+declare -A cold cached
+for ((r = 0; r < rounds; r++)); do
+  for ((i = 0; i < n; i++)); do
+    cold[$i]+=" $(once "${prepares[$i]}" "${commands[$i]}")"
+  done
+done
+# Cached: one build to fill the cache, then rounds of unchanged rebuilds.
+for ((i = 0; i < n; i++)); do
+  c=${commands[$i]}
+  [ "${names[$i]}" = "buildah (overlay)" ] && c=$buildah_cached
+  eval "$c" >/dev/null
+  cmds[$i]=$c
+done
+for ((r = 0; r < rounds; r++)); do
+  for ((i = 0; i < n; i++)); do
+    cached[$i]+=" $(once true "${cmds[$i]}")"
+  done
+done
+for ((i = 0; i < n; i++)); do
+  mc[$i]=$(median ${cold[$i]})
+  mw[$i]=$(median ${cached[$i]})
+  printf '%-20s cold %7.3fs   cached %7.3fs   (medians of %d)\n' "${names[$i]}" "${mc[$i]}" "${mw[$i]}" "$rounds"
+done
+for ((i = 1; i < n; i++)); do
+  python3 -c 'import sys; n,a,b,c,d = sys.argv[1:]; print("%s / berth: cold %.2fx, cached %.2fx" % (n, float(a)/float(b), float(c)/float(d)))' \
+    "${names[$i]}" "${mc[$i]}" "${mc[0]}" "${mw[$i]}" "${mw[0]}"
+done
