@@ -315,7 +315,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         jobs: args.jobs,
         run: super::builder::run_options(&args.secrets, &args.ssh, &args.allow)?,
     };
-    let fetcher = super::build_fetch::HttpsFetcher::new()?;
+    let fetcher = super::build_fetch::HttpsFetcher::new();
     let exec = Executor::new(&store, exec_opts, &progress)?
         .with_resolver(&resolver)
         .with_fetcher(&fetcher);

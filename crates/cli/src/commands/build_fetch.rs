@@ -8,32 +8,47 @@ use std::time::{Duration, SystemTime};
 
 use berth_build::fetch::UrlFetcher;
 
-/// Fetches with reqwest on a small private runtime.
+/// Fetches with reqwest on a small private runtime, both made on first use
+/// (loading the system's certificates is not free, and most builds fetch
+/// nothing).
 pub(super) struct HttpsFetcher {
-    client: reqwest::Client,
-    rt: tokio::runtime::Runtime,
+    inner: std::sync::OnceLock<Result<(reqwest::Client, tokio::runtime::Runtime), String>>,
 }
 
 impl HttpsFetcher {
-    pub(super) fn new() -> anyhow::Result<HttpsFetcher> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
-            .build()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok(HttpsFetcher { client, rt })
+    pub(super) fn new() -> HttpsFetcher {
+        HttpsFetcher {
+            inner: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Result<&(reqwest::Client, tokio::runtime::Runtime), String> {
+        self.inner
+            .get_or_init(|| {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let client = reqwest::Client::builder()
+                    .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(Duration::from_secs(30))
+                    .read_timeout(Duration::from_secs(120))
+                    .build()
+                    .map_err(|e| format!("setting up HTTPS: {}", chain(&e)))?;
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("setting up HTTPS: {e}"))?;
+                Ok((client, rt))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
 impl UrlFetcher for HttpsFetcher {
     fn fetch(&self, url: &str, out: &mut dyn Write) -> Result<Option<SystemTime>, String> {
-        self.rt.block_on(async {
-            let mut resp = self
-                .client
+        let (client, rt) = self.get()?;
+        rt.block_on(async {
+            let mut resp = client
                 .get(url)
                 .send()
                 .await
