@@ -668,8 +668,8 @@ impl Executor<'_> {
         }
         let downloads = tempfile::Builder::new()
             .prefix("add-")
-            .tempdir_in(self.tmp_dir())
-            .map_err(|e| Error::io("create directory in", self.tmp_dir(), e))?;
+            .tempdir_in(self.scratch_dir())
+            .map_err(|e| Error::io("create directory in", self.scratch_dir(), e))?;
         let mut url_downloads = Vec::new();
         for (n, u) in urls.iter().enumerate() {
             let (input, dl) =

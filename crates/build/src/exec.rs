@@ -178,8 +178,9 @@ pub struct Executor<'a> {
     made: Mutex<HashSet<Digest>>,
     /// Materialised sources of `COPY --from` (stages and images), by key.
     snapshots: Mutex<HashMap<Digest, Arc<Mutex<Option<Snapshot>>>>>,
-    /// This build's scratch directory (`tmp_dir`): removed last, on drop.
-    _scratch: crate::scratch::Scratch,
+    /// This build's scratch directory (materialised file systems, staged
+    /// layers, downloads): removed last, on drop.
+    scratch: crate::scratch::Scratch,
     /// Every layer step's key, for [`Built::cache_keys`].
     used: Mutex<Vec<Digest>>,
 }
@@ -204,7 +205,7 @@ impl<'a> Executor<'a> {
             fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
         }
         let scratch = crate::scratch::begin(&tmp_root)?;
-        let tmp_dir = scratch.path().to_owned();
+        let tmp_dir = tmp_root;
         Ok(Executor {
             _guard: store.write_guard()?,
             store,
@@ -217,7 +218,7 @@ impl<'a> Executor<'a> {
             inflight: Mutex::new(HashMap::new()),
             made: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(HashMap::new()),
-            _scratch: scratch,
+            scratch,
             used: Mutex::new(Vec::new()),
         })
     }
@@ -252,8 +253,14 @@ impl<'a> Executor<'a> {
         (self.progress)(e)
     }
 
+    /// The store's `tmp` directory, shared by all builds.
     pub(crate) fn tmp_dir(&self) -> &Path {
         &self.tmp_dir
+    }
+
+    /// This build's own scratch directory inside `tmp`.
+    pub(crate) fn scratch_dir(&self) -> &Path {
+        self.scratch.path()
     }
 
     /// `SOURCE_DATE_EPOCH` as a time.
@@ -294,8 +301,8 @@ impl<'a> Executor<'a> {
     fn materialise(&self, layers: &[Descriptor]) -> Result<tempfile::TempDir> {
         let dir = tempfile::Builder::new()
             .prefix("rootfs-")
-            .tempdir_in(&self.tmp_dir)
-            .map_err(|e| Error::io("create directory in", &self.tmp_dir, e))?;
+            .tempdir_in(self.scratch.path())
+            .map_err(|e| Error::io("create directory in", self.scratch.path(), e))?;
         for l in layers {
             let compression = Compression::of_layer(&l.media_type).unwrap_or(Compression::None);
             let r = berth_image::archive::decompress(
@@ -699,8 +706,8 @@ impl<'a> Executor<'a> {
     pub(crate) fn staging(&self) -> Result<tempfile::TempDir> {
         tempfile::Builder::new()
             .prefix("layer-")
-            .tempdir_in(&self.tmp_dir)
-            .map_err(|e| Error::io("create directory in", &self.tmp_dir, e))
+            .tempdir_in(self.scratch.path())
+            .map_err(|e| Error::io("create directory in", self.scratch.path(), e))
     }
 
     /// Looks `key` up; on a miss runs `make` (which returns the new layer,

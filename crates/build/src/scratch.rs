@@ -1,12 +1,15 @@
-//! A build's scratch space: `<store>/tmp/build-XXXXXX/`, holding every
-//! temporary tree of one build (materialised file systems, staged layers,
-//! downloads) and a `.lock` the build holds (`flock`) while it runs.
+//! A build's scratch space: `<store>/tmp/build-XXXXXX/`, holding the
+//! temporary trees of one build (materialised file systems, staged layers,
+//! downloads; RUN's directories, which may hold mounts, live beside it and
+//! are reaped by the RUN code) and a `.lock` the build holds (`flock`) while
+//! it runs.
 //!
 //! A build that ends removes its directory. One that was killed cannot, so
 //! every build first sweeps the directories whose lock nobody holds: the
 //! kernel drops an flock when its holder dies, so a lock that can be taken
 //! belongs to a dead build. A directory without its lock yet (a build
-//! being set up) is left alone.
+//! being set up) is left alone, and so is one with anything mounted below
+//! it: removing through a mount could delete what it shows.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
@@ -66,8 +69,22 @@ fn sweep(tmp: &Path) {
         let Ok(lock) = File::open(dir.join(LOCK)) else {
             continue;
         };
-        if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_ok() {
+        // Never descend into something still mounted below it.
+        if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_ok() && !has_mounts(&dir) {
             let _ = fs::remove_dir_all(&dir);
         }
     }
+}
+
+/// Whether anything is mounted at or below `dir` (per /proc/self/mountinfo).
+fn has_mounts(dir: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    let prefix = dir.to_string_lossy().into_owned();
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| m == prefix || m.starts_with(&format!("{prefix}/")))
+    })
 }
