@@ -835,4 +835,56 @@ mod tests {
         );
         assert_eq!(parse_duration_ns("1m30s"), Some(90_000_000_000));
     }
+
+    fn copy_op(src: &str) -> Result<(CopyOp, String)> {
+        let plan = p(&format!("FROM scratch\nARG M=640\n{src}\n"), None)?;
+        let step = plan.stages[&0].steps.last().expect("a step").clone();
+        match step.op {
+            Op::Copy(c) => Ok((c, step.created_by)),
+            other => panic!("not a copy: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn copy_and_add_flags() {
+        let (c, hist) =
+            copy_op("COPY --parents --link=false --chmod=$M --chown=1:2 a b /d/").unwrap();
+        assert!(c.parents && !c.link && !c.add);
+        assert_eq!(c.chmod.as_deref(), Some("640"), "flags are expanded");
+        assert_eq!(
+            hist,
+            "COPY --parents --chown=1:2 --chmod=640 a b /d/ # buildkit"
+        );
+        let (c, _) = copy_op("COPY --link --exclude=*.md --exclude=x . /d/").unwrap();
+        assert!(c.link);
+        assert_eq!(c.excludes, ["*.md", "x"]);
+        let sum = format!("sha256:{}", "a".repeat(64));
+        let (c, _) = copy_op(&format!(
+            "ADD --unpack=true --checksum={sum} http://h/x.tgz /d/"
+        ))
+        .unwrap();
+        assert!(c.add);
+        assert_eq!(
+            (c.unpack, c.checksum.as_deref()),
+            (Some(true), Some(sum.as_str()))
+        );
+        for (bad, why) in [
+            ("COPY --chmod=u+q a /b", "chmod"),
+            ("COPY --chmod=99999 a /b", "chmod"),
+            ("COPY http://h/x /b", "URL"),
+            ("COPY --checksum=sha256:00 a /b", "COPY"),
+            ("ADD --checksum=sha256:00 http://h/x /b", "invalid checksum"),
+            ("ADD --checksum=sha256:{64a} a /b", "HTTP"),
+            ("COPY --unpack=true a /b", "ADD"),
+            ("COPY --link=maybe a /b", "true or false"),
+        ] {
+            let bad = bad.replace("{64a}", &"a".repeat(64));
+            let e = copy_op(&bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(":3"), "{bad}: {e}");
+        }
+        assert!(matches!(
+            copy_op("ADD https://example.com/repo.git /src"),
+            Err(Error::Unsupported { line: 3, .. })
+        ));
+    }
 }
