@@ -124,26 +124,31 @@ hf "berth mirror, warm" berth-warm --prepare "rm -rf $W/out" "$(pull "$BERTH_ADD
 hf "distribution proxy, warm" dist-warm --prepare "rm -rf $W/out" "$(pull "$DIST_ADDR")"
 
 # 20 clients at once on an empty cache: upstream GETs of the layer.
-concurrent() { # KIND ADDR -> "seconds fetches"
+concurrent() { # KIND ADDR -> "seconds fetches failed-pulls"
   "$self" _start "$1"
   local before after t0 t1
   before=$(grep -c "GET /v2/library/debian/blobs/$layer" "$W/up.log" || true)
+  : >"$W/failed-$1"
   t0=$(date +%s.%N)
   for i in $(seq 20); do
-    skopeo copy -q --src-tls-verify=false "docker://$2/library/debian:minbase" "oci:$W/c$i:x" &
+    { skopeo copy -q --src-tls-verify=false "docker://$2/library/debian:minbase" "oci:$W/c$i:x" \
+        2>>"$W/failed-$1.log" || echo x >>"$W/failed-$1"; } &
   done
   wait
   t1=$(date +%s.%N)
   after=$(grep -c "GET /v2/library/debian/blobs/$layer" "$W/up.log" || true)
   rm -rf "$W"/c*
-  echo "$(python3 -c "print('%.2f' % ($t1 - $t0))") $((after - before))"
+  echo "$(python3 -c "print('%.2f' % ($t1 - $t0))") $((after - before)) $(wc -l <"$W/failed-$1")"
 }
-read -r bc_t bc_n < <(concurrent berth "$BERTH_ADDR")
-read -r dc_t dc_n < <(concurrent dist "$DIST_ADDR")
+read -r bc_t bc_n bc_f < <(concurrent berth "$BERTH_ADDR")
+read -r dc_t dc_n dc_f < <(concurrent dist "$DIST_ADDR")
+for k in berth dist; do
+  [ -s "$W/failed-$k.log" ] && { echo "failed pulls through $k:" >&2; sort -u "$W/failed-$k.log" | head -3 >&2; }
+done
 
-python3 - "$W" "$bc_t" "$bc_n" "$dc_t" "$dc_n" <<'PY'
+python3 - "$W" "$bc_t" "$bc_n" "$dc_t" "$dc_n" "$bc_f" "$dc_f" <<'PY'
 import json, statistics, sys
-w, bc_t, bc_n, dc_t, dc_n = sys.argv[1:]
+w, bc_t, bc_n, dc_t, dc_n, bc_f, dc_f = sys.argv[1:]
 def med(name):
     r = json.load(open(f"{w}/{name}.json"))["results"][0]
     return statistics.median(r["times"])
@@ -153,6 +158,6 @@ print(f"{'cold, berth mirror':34} {bc:7.3f} s   {100 * (bc / d - 1):+.0f}% over 
 print(f"{'cold, distribution proxy':34} {dc:7.3f} s   {100 * (dc / d - 1):+.0f}% over direct   distribution/berth = {dc / bc:.2f}x")
 print(f"{'warm, berth mirror':34} {bw:7.3f} s")
 print(f"{'warm, distribution proxy':34} {dw:7.3f} s   distribution/berth = {dw / bw:.2f}x")
-print(f"{'20 cold pulls at once, berth':34} {float(bc_t):7.2f} s   upstream GETs of the layer: {bc_n}")
-print(f"{'20 cold pulls at once, distribution':34} {float(dc_t):7.2f} s   upstream GETs of the layer: {dc_n}")
+print(f"{'20 cold pulls at once, berth':34} {float(bc_t):7.2f} s   upstream GETs of the layer: {bc_n}, failed pulls: {bc_f}")
+print(f"{'20 cold pulls at once, distribution':34} {float(dc_t):7.2f} s   upstream GETs of the layer: {dc_n}, failed pulls: {dc_f}")
 PY
