@@ -94,3 +94,32 @@ fn rmi_keeps_build_cache_layers() {
     );
     assert_eq!(again[0]["Id"], inspect[0]["Id"]);
 }
+
+#[test]
+fn registry_gc_keeps_build_cache_layers() {
+    let root = store_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("b.txt"), "only the cache keeps me\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest AS a\nCOPY b.txt /b.txt\nFROM busybox:latest\nCOPY --from=a /b.txt /c.txt\n",
+    )
+    .unwrap();
+    let build = || {
+        let out = berth(root.path())
+            .args(["build", "--progress", "plain", "-t", "two:1"])
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "build failed:\n{err}");
+        err
+    };
+    build();
+    // Stage a's COPY layer is in no image: only the build cache keeps it.
+    ok(berth(root.path()).args(["registry", "gc", "--grace-secs", "0"]));
+    let out = build();
+    assert!(out.contains("fully cached"), "{out}");
+    let report = json(&ok(berth(root.path()).args(["system", "check", "--json"])));
+    assert_eq!(report["ok"], true, "{report}");
+}

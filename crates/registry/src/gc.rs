@@ -164,6 +164,16 @@ fn young(t: SystemTime, grace: Duration) -> bool {
 
 /// Collects garbage in the store at `root`.
 pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport> {
+    collect_with(root, opts, &[])
+}
+
+/// Like [`collect`], keeping what the store's other keepers (the build
+/// cache) hold; they are asked after the exclusive GC lock is taken.
+pub fn collect_with(
+    root: &Path,
+    opts: &GcOptions,
+    keepers: &[&dyn berth_image::GcRoots],
+) -> Result<GcReport> {
     let images = ImageStore::open(root)?;
     let content = images.content().clone();
     let meta = FsMeta::open(root)?;
@@ -185,6 +195,14 @@ pub fn collect(root: &Path, opts: &GcOptions) -> Result<GcReport> {
         mark(&content, &d, &mut live);
     }
     live.extend(mirrored);
+    for k in keepers {
+        let roots = k
+            .roots(root)
+            .map_err(|e| Error::Corrupt(format!("cannot list the {} roots: {e}", k.name())))?;
+        for d in roots {
+            mark(&content, &d, &mut live);
+        }
+    }
     let repos = meta.repositories()?;
     for repo in &repos {
         let manifests = meta.manifests(repo)?;

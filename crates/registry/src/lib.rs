@@ -39,6 +39,6 @@ mod uploads;
 
 pub use config::{AuthMode, Config, GcConfig, Grant, MirrorCacheConfig, MirrorConfig};
 pub use error::{ApiError, Error, ErrorCode, Result, error_chain};
-pub use gc::{GcOptions, GcReport, RegistryRoots, collect, roots};
+pub use gc::{GcOptions, GcReport, RegistryRoots, collect, collect_with, roots};
 pub use registry::{Keeper, Registry};
 pub use server::{init_logging, run, run_with};

@@ -248,7 +248,13 @@ async fn maintenance(reg: Arc<Registry>, root: PathBuf) {
         let r = reg.clone();
         let root = root.clone();
         match tokio::task::spawn_blocking(move || {
-            let rep = gc::collect(&root, &opts);
+            let keepers: Vec<&dyn berth_image::GcRoots> = r
+                .keepers
+                .0
+                .iter()
+                .map(|k| &**k as &dyn berth_image::GcRoots)
+                .collect();
+            let rep = gc::collect_with(&root, &opts, &keepers);
             (r, rep)
         })
         .await

@@ -231,7 +231,7 @@ fn serve(root: PathBuf, a: ServeArgs) -> anyhow::Result<i32> {
 }
 
 fn gc(root: PathBuf, a: GcArgs) -> anyhow::Result<i32> {
-    let report = berth_registry::collect(
+    let report = berth_registry::collect_with(
         &root,
         &GcOptions {
             dry_run: a.dry_run,
@@ -239,6 +239,7 @@ fn gc(root: PathBuf, a: GcArgs) -> anyhow::Result<i32> {
             delete_untagged: a.delete_untagged,
             wait: true,
         },
+        &[&berth_build::BuildCacheRoots],
     )
     .with_context(|| format!("collecting garbage in {}", root.display()))?;
     let verb = if a.dry_run { "would delete" } else { "deleted" };
