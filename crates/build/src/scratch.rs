@@ -36,6 +36,7 @@ impl Scratch {
 
 /// Removes what killed builds left in `tmp`, then makes this build's scratch.
 pub(crate) fn begin(tmp: &Path) -> Result<Scratch> {
+    spread(tmp);
     sweep(tmp);
     let dir = tempfile::Builder::new()
         .prefix("build-")
@@ -87,4 +88,23 @@ fn has_mounts(dir: &Path) -> bool {
             .nth(4)
             .is_some_and(|m| m == prefix || m.starts_with(&format!("{prefix}/")))
     })
+}
+
+/// Marks `tmp` as a "top directory" (`chattr +T`, ext4's Orlov hint) so each
+/// build's scratch starts in a block group of its own. Builds create and
+/// delete tens of thousands of files; without the hint the next build
+/// allocates its inodes where the last one just freed them, and ext4
+/// (without a journal) scans past every recently deleted inode on each
+/// create: a 10,000-file COPY went from ~1.2 s to 7-8 s back to back.
+/// Best effort: other file systems do not have the flag.
+fn spread(tmp: &Path) {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    let Ok(dir) = File::open(tmp) else {
+        return;
+    };
+    if let Ok(flags) = ioctl_getflags(&dir)
+        && !flags.contains(IFlags::TOPDIR)
+    {
+        let _ = ioctl_setflags(&dir, flags | IFlags::TOPDIR);
+    }
 }
