@@ -76,7 +76,7 @@ COPY --from=build /opt/app /opt/app
 RUN useradd -m -u 1500 -s /bin/bash builder && install -d -o builder -g builder -m 0750 /srv/data && touch /srv/data/.keep && ln -s /opt/app/bin/app /usr/local/bin/app
 RUN rm -rf /usr/share/doc/* /usr/share/man /var/log/apt && dpkg-divert --local --rename --add /usr/bin/which >/dev/null && ln -s /opt/app/bin/app /usr/bin/which
 RUN --mount=type=bind,from=build,source=/opt/app,target=/mnt cp -a /mnt /opt/copy && chmod u+s /opt/copy/bin/app && mkfifo /srv/fifo && ln /opt/copy/bin/app /opt/copy/bin/app-link
-RUN --mount=type=tmpfs,target=/tmp echo scratch > /tmp/s && sed -i 's/^#\s*alias ll/alias ll/' /etc/skel/.bashrc && update-alternatives --install /usr/bin/pager-test pager-test /bin/cat 10 >/dev/null
+RUN --mount=type=tmpfs,target=/tmp echo scratch > /tmp/s && sed -i 's/^#\s*alias ll/alias ll/' /etc/skel/.bashrc && update-alternatives --install /usr/bin/pager-test pager-test /bin/cat 10 >/dev/null && rm /var/log/alternatives.log
 USER builder
 WORKDIR /home/builder/work
 RUN echo "$HOME $(id -un) $APP_VERSION" > whoami && mkdir -p ../.config && echo x > ../.config/y && rm ../.bash_logout
@@ -88,7 +88,11 @@ status=0
 for case in busybox debian; do
   $docker build -q --network none -t "eq-$case" "$w/$case" >/dev/null
   $docker save -o "$w/$case-docker.tar" "eq-$case"
-  "$berth" build -q -t "eq-$case" "$w/$case" >/dev/null
+  if ! "$berth" build -q -t "eq-$case" "$w/$case" >/dev/null; then
+    echo "$case: berth's build failed (docker's succeeded)"
+    status=1
+    continue
+  fi
   "$berth" save -o "$w/$case-berth.tar" "eq-$case"
   python3 - "$case" "$w/$case-docker.tar" "$w/$case-berth.tar" <<'PY' || status=1
 import gzip, hashlib, io, json, sys, tarfile
@@ -98,24 +102,36 @@ def image(path):
     m = json.load(t.extractfile("manifest.json"))[0]
     config = json.load(t.extractfile(m["Config"]))
     fs = {}
+
+    def drop_below(p):
+        # Only a directory has entries below it.
+        if fs.get(p, ("",))[0] == "dir":
+            prefix = p + "/"
+            for k in [k for k in fs if k.startswith(prefix)]:
+                del fs[k]
+
     for layer in m["Layers"]:
         data = t.extractfile(layer).read()
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        for e in tarfile.open(fileobj=io.BytesIO(data)):
+        lt = tarfile.open(fileobj=io.BytesIO(data))
+        for e in lt:
             name = e.name.lstrip("./").rstrip("/")
             d, _, base = name.rpartition("/")
             if base == ".wh..wh..opq":
-                fs = {k: v for k, v in fs.items() if not k.startswith(d + "/")}
+                prefix = d + "/"
+                for k in [k for k in fs if k.startswith(prefix)]:
+                    del fs[k]
                 continue
             if base.startswith(".wh."):
                 gone = (d + "/" if d else "") + base[4:]
-                fs = {k: v for k, v in fs.items() if k != gone and not k.startswith(gone + "/")}
+                drop_below(gone)
+                fs.pop(gone, None)
                 continue
             if not e.isdir():
-                fs = {k: v for k, v in fs.items() if not k.startswith(name + "/")}
+                drop_below(name)
             if e.isfile():
-                what = "file " + hashlib.sha256(tarfile.open(fileobj=io.BytesIO(data)).extractfile(e.name).read()).hexdigest()
+                what = "file " + hashlib.sha256(lt.extractfile(e).read()).hexdigest()
             elif e.isdir():
                 what = "dir"
             elif e.issym():
