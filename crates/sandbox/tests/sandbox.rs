@@ -583,3 +583,19 @@ fn plain_directory_root_read_only() {
     s.env = vec!["PATH=/bin".into()];
     assert_eq!(ok(&s), "read-only\nberth-busybox\n");
 }
+
+#[test]
+fn host_files_and_processes_are_out_of_reach() {
+    let sb = Sandbox::new();
+    let marker = std::env::temp_dir().join(format!("berth-host-marker-{}", std::process::id()));
+    fs::write(&marker, "host").unwrap();
+    let out = ok(&sb.spec(&format!(
+        "test -e {m} && echo visible || echo hidden; \
+         kill -0 1 && echo init-is-ours; kill -0 {host_pid} 2>/dev/null && echo host-pid-reachable || echo host-pid-unreachable; \
+         ls /proc/1/root/ | grep -c berth-host-marker || true",
+        m = marker.display(),
+        host_pid = std::process::id(),
+    )));
+    let _ = fs::remove_file(&marker);
+    assert_eq!(out, "hidden\ninit-is-ours\nhost-pid-unreachable\n0\n");
+}
