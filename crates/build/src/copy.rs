@@ -574,7 +574,10 @@ fn valid_tar_header(b: &[u8; 512]) -> bool {
 }
 
 /// `--chown=user[:group]`: numeric, or names from `root`'s /etc/passwd and /etc/group.
-fn resolve_chown(root: Option<&Path>, spec: &str) -> std::result::Result<(u32, u32), String> {
+pub(crate) fn resolve_chown(
+    root: Option<&Path>,
+    spec: &str,
+) -> std::result::Result<(u32, u32), String> {
     let (u, g) = spec
         .split_once(':')
         .map_or((spec, None), |(u, g)| (u, Some(g)));

@@ -618,14 +618,34 @@ impl<'a> Executor<'a> {
                         let abs = format!("/{}", berth_layer::clean_components(&abs).join("/"));
                         rc.working_dir = Some(abs.clone());
                         layer_step = true;
-                        let key =
-                            key_of(&[st.key.to_string().as_bytes(), b"workdir", abs.as_bytes()]);
+                        // As BuildKit: missing directories are created owned
+                        // by the current USER, so the user enters the key.
+                        let user = rc.user.clone().filter(|u| !u.is_empty());
+                        let parent = st.key.to_string();
+                        let mut key_parts: Vec<&[u8]> =
+                            vec![parent.as_bytes(), b"workdir", abs.as_bytes()];
+                        if let Some(u) = &user {
+                            key_parts.push(b"user");
+                            key_parts.push(u.as_bytes());
+                        }
+                        let key = key_of(&key_parts);
                         was_cached = self.run_cached(&mut st, &key, no_cache, |ex, st| {
                             let root = ex.rootfs(st)?.to_owned();
                             let rel = abs.trim_start_matches('/');
                             if rel.is_empty() || root.join(rel).is_dir() {
                                 return Ok(None);
                             }
+                            let owner = match &user {
+                                Some(u) => {
+                                    Some(crate::copy::resolve_chown(Some(&root), u).map_err(
+                                        |message| Error::Copy {
+                                            line: step.line,
+                                            message: format!("WORKDIR {abs}: user {message}"),
+                                        },
+                                    )?)
+                                }
+                                None => None,
+                            };
                             let stage_dir = ex.staging()?;
                             let mut cur = PathBuf::new();
                             for c in rel.split('/') {
@@ -634,13 +654,19 @@ impl<'a> Executor<'a> {
                                 let dst = stage_dir.path().join(&cur);
                                 fs::create_dir_all(&dst)
                                     .map_err(|e| Error::io("create directory", &dst, e))?;
-                                if let Ok(md) = fs::metadata(&src) {
-                                    fs::set_permissions(
-                                        &dst,
-                                        fs::Permissions::from_mode(md.mode() & 0o7777),
-                                    )
-                                    .ok();
-                                }
+                                // Existing parents keep their mode and owner in
+                                // the layer; new directories belong to USER.
+                                let (mode, uid, gid) = match fs::metadata(&src) {
+                                    Ok(md) => (md.mode() & 0o7777, md.uid(), md.gid()),
+                                    Err(_) => {
+                                        let (u, g) = owner.unwrap_or((0, 0));
+                                        (0o755, u, g)
+                                    }
+                                };
+                                fs::set_permissions(&dst, fs::Permissions::from_mode(mode))
+                                    .map_err(|e| Error::io("chmod", &dst, e))?;
+                                std::os::unix::fs::chown(&dst, Some(uid), Some(gid))
+                                    .map_err(|e| Error::io("chown", &dst, e))?;
                             }
                             ex.write_layer(stage_dir.path()).map(Some)
                         })?;
