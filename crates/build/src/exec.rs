@@ -347,7 +347,10 @@ impl<'a> Executor<'a> {
                         architecture: p.architecture,
                         os: p.os,
                         variant: p.variant,
-                        config: Some(RunConfig::default()),
+                        config: Some(RunConfig {
+                            env: Some(vec![format!("PATH={}", crate::DEFAULT_PATH)]),
+                            ..RunConfig::default()
+                        }),
                         ..ImageConfig::default()
                     },
                     layers: Vec::new(),
@@ -376,7 +379,18 @@ impl<'a> Executor<'a> {
                     },
                     other => other,
                 })?;
-                let img = self.store.resolve(&rec, None)?;
+                let mut img = self.store.resolve(&rec, None)?;
+                // As BuildKit: a base that sets no PATH gets the default one
+                // (in the config, so RUN and the final image see it).
+                let env = img
+                    .config
+                    .config
+                    .get_or_insert_with(RunConfig::default)
+                    .env
+                    .get_or_insert_with(Vec::new);
+                if !env.iter().any(|e| e.starts_with("PATH=")) {
+                    env.push(format!("PATH={}", crate::DEFAULT_PATH));
+                }
                 let name = Reference::parse(r)
                     .map(|n| n.to_string())
                     .unwrap_or_else(|_| r.clone());

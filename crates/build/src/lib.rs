@@ -48,6 +48,9 @@ pub use resolve::{ImageResolver, LocalOnly};
 
 use std::path::PathBuf;
 
+/// The `PATH` BuildKit gives a stage whose base image sets none (Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Errors from planning or executing a build.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

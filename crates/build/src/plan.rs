@@ -352,6 +352,10 @@ pub fn plan(
                 }
             }
         }
+        // As BuildKit: a stage whose base sets no PATH gets the default one.
+        if env.iter().all(|(k, _)| k != "PATH") {
+            env.set("PATH", crate::DEFAULT_PATH);
+        }
         let mut args = EnvMap::new();
         let steps = plan_stage(
             &lexer, st, &mut env, &mut args, &global, options, &stage_ref, i,

@@ -36,3 +36,37 @@ fn workdir_creates_directories_owned_by_user_and_keeps_parents() {
     // And the user can write there.
     assert_eq!(md("home/app/work/deep/made-by-app").uid(), 1000);
 }
+
+/// As BuildKit (checked against docker 20.10's): a stage whose base sets no
+/// PATH gets the default one, in the image config and for expansion.
+#[test]
+fn bases_without_path_get_the_default_path() {
+    const DEFAULT: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("x"), "x\n").unwrap();
+    let env_of = |dockerfile: &str, tag: &str| {
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        ok(berth(root.path())
+            .args(["build", "--progress", "plain", "-t", tag])
+            .arg(ctx.path()));
+        let v = common::json(&ok(berth(root.path()).args(["inspect", tag])));
+        v[0]["Config"]["Env"].clone()
+    };
+    assert_eq!(
+        env_of("FROM scratch\nCOPY x /x\n", "s1"),
+        serde_json::json!([DEFAULT])
+    );
+    assert_eq!(
+        env_of("FROM scratch\nENV PATH=$PATH:/opt/bin A=1\n", "s2"),
+        serde_json::json!([format!("{DEFAULT}:/opt/bin"), "A=1"])
+    );
+    // An imported image has no Env at all.
+    let tar = ctx.path().join("rootfs.tar");
+    common::write_tar(&tar, &[("etc/hostname", b"h\n")]);
+    ok(berth(root.path()).arg("import").arg(&tar).arg("noenv:1"));
+    assert_eq!(
+        env_of("FROM noenv:1\nENV B=2\n", "s3"),
+        serde_json::json!([DEFAULT, "B=2"])
+    );
+}
