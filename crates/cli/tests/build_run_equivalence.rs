@@ -12,82 +12,13 @@ mod build_util;
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use build_util::*;
 use common::*;
 
-struct Dockerd {
-    child: Child,
-    sock: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("docker.sock");
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .arg("--host")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .args([
-                "--storage-driver",
-                "overlay2",
-                "--iptables=false",
-                "--bridge=none",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("dockerd is installed (scripts/install-test-deps.sh)");
-        let d = Dockerd {
-            child,
-            sock,
-            _dir: dir,
-        };
-        for _ in 0..240 {
-            if d.docker().arg("version").output().unwrap().status.success() {
-                return d;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("dockerd did not start");
-    }
-
-    fn docker(&self) -> Command {
-        // Debian's CLI: another docker CLI may come first on PATH.
-        let mut c = Command::new("/usr/bin/docker");
-        c.arg("-H").arg(format!("unix://{}", self.sock.display()));
-        c
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        // SIGTERM lets dockerd unmount and stop its containerd.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::dockerd::Dockerd;
 
 /// What is compared of one entry: no mtimes.
 fn comparable(fs: &BTreeMap<String, Entry>) -> BTreeMap<String, (String, u32, u64, u64)> {
@@ -169,7 +100,7 @@ fn run_steps_build_the_same_image_as_docker_buildkit() {
         .arg(&archive)
         .arg("busybox:latest"));
     let out = docker
-        .docker()
+        .command()
         .arg("load")
         .arg("-i")
         .arg(&archive)
@@ -183,7 +114,7 @@ fn run_steps_build_the_same_image_as_docker_buildkit() {
 
     let ctx = Ctx::new(DOCKERFILE);
     let out = docker
-        .docker()
+        .command()
         .args(["build", "--network", "none", "-t", "eq:docker"])
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "1")
@@ -196,7 +127,7 @@ fn run_steps_build_the_same_image_as_docker_buildkit() {
     );
     let theirs_tar = tmp.path().join("theirs.tar");
     let out = docker
-        .docker()
+        .command()
         .arg("save")
         .arg("-o")
         .arg(&theirs_tar)

@@ -2,6 +2,8 @@
 //! throwaway stores, with fixtures made by the project's own scripts.
 #![allow(dead_code)]
 
+pub mod dockerd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
