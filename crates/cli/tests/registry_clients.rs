@@ -6,55 +6,11 @@
 mod common;
 mod registry_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use registry_support::*;
-
-/// A daemon killed (and reaped) on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_daemon(cmd: &mut Command, log: &Path) -> Daemon {
-    let log = std::fs::File::create(log).unwrap();
-    Daemon(
-        cmd.stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("{cmd:?} starts: {e}")),
-    )
-}
-
-fn wait_for_socket(sock: &Path, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "daemon socket {} did not appear:\n{}",
-            sock.display(),
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// A registry with busybox pushed by skopeo as `library/busybox:1.0`.
 fn registry_with_busybox() -> (tempfile::TempDir, Server, String) {
@@ -100,7 +56,7 @@ fn containerd_ctr_pulls_over_plain_http() {
         ),
     )
     .unwrap();
-    let _daemon = spawn_daemon(
+    let _daemon = Daemon::spawn(
         Command::new("containerd")
             .arg("--config")
             .arg(p("config.toml")),
@@ -138,7 +94,7 @@ fn docker_pulls_and_pushes() {
         .unwrap();
     let p = |n: &str| -> PathBuf { c.path().join(n) };
     let sock = p("d.sock");
-    let _daemon = spawn_daemon(
+    let _daemon = Daemon::spawn(
         Command::new("dockerd")
             .arg("--host")
             .arg(format!("unix://{}", sock.display()))

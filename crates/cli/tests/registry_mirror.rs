@@ -19,7 +19,7 @@ mod registry_support;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -31,17 +31,6 @@ use registry_support::*;
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("{cmd:?} does not run (is it installed?): {e}"))
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn skopeo() -> Command {
@@ -1393,38 +1382,3 @@ fn gc_and_prune_keep_mirrored_content() {
 }
 
 // ------------------------------------------------------------------ daemons
-
-/// A daemon killed (and reaped) on drop.
-struct Daemon(Child);
-
-impl Daemon {
-    fn spawn(cmd: &mut Command, log: &Path) -> Daemon {
-        let log = std::fs::File::create(log).unwrap();
-        Daemon(
-            cmd.stdout(Stdio::from(log.try_clone().unwrap()))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .unwrap_or_else(|e| panic!("{cmd:?} starts: {e}")),
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_socket(sock: &Path, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "daemon socket {} did not appear:\n{}",
-            sock.display(),
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}

@@ -344,3 +344,54 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A daemon (containerd, dockerd) killed and reaped on drop.
+pub struct Daemon(pub Child);
+
+impl Daemon {
+    /// Spawns `cmd` with stdout and stderr going to `log`.
+    pub fn spawn(cmd: &mut Command, log: &Path) -> Daemon {
+        let log = std::fs::File::create(log).unwrap();
+        Daemon(
+            cmd.stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .unwrap_or_else(|e| panic!("{cmd:?} starts: {e}")),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to 60 s for a daemon's socket; fails with the daemon's log.
+pub fn wait_for_socket(sock: &Path, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "daemon socket {} did not appear:\n{}",
+            sock.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a command that must succeed; fails with its output.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} does not run (is it installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
