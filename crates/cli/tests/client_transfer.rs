@@ -14,12 +14,11 @@ mod registry_support;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use common::{berth, fails, json, ok, stderr, store_state, store_with_busybox};
-use registry_support::Server;
+use registry_support::{Distribution, Server};
 
 /// A `berth` command on store `root` with its own, empty configuration.
 struct Env {
@@ -76,79 +75,6 @@ fn ids(root: &Path, name: &str) -> (String, String) {
         v[0]["Descriptor"]["digest"].as_str().unwrap().to_owned(),
         v[0]["Id"].as_str().unwrap().to_owned(),
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until something answers HTTP on `addr` (bounded; not a timing assertion).
-fn wait_http(addr: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(addr) {
-            let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
-            let mut buf = [0u8; 12];
-            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/") {
-                return;
-            }
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("registry exited early: {st}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "registry at {addr} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Debian's `docker-registry` (CNCF distribution 2.8) on 127.0.0.1.
-struct Distribution {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Distribution {
-    fn start() -> Distribution {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed (apt-get install docker-registry)");
-        wait_http(&addr, &mut child);
-        Distribution {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Push busybox to `addr`, pull it into a fresh store, compare; then check

@@ -8,15 +8,11 @@ mod build_util;
 mod common;
 mod registry_support;
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use build_util::{Ctx, build};
 use common::{berth, fails, json, ok, stderr};
-use registry_support::Server;
+use registry_support::{Distribution, Server};
 
 /// Pushes busybox to `addr` as lib/busybox:1, builds on it (COPY steps,
 /// one file copied twice: waste both metrics see) with uncompressed
@@ -85,78 +81,6 @@ fn registry_analysis_equals_the_store_analysis_and_stores_nothing() {
     let out = ok(berth(&root).args(["dive", "cat", "--source", "registry", &name, "/small"]));
     assert_eq!(out, "hello from the registry\n");
     assert!(!root.exists());
-}
-
-/// Debian's `docker-registry` (CNCF distribution) on 127.0.0.1: it serves
-/// blobs as stored, without checking them.
-struct Distribution {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
-}
-
-impl Distribution {
-    fn start() -> Distribution {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed (apt-get install docker-registry)");
-        // Wait (bounded) until it answers HTTP; not a timing assertion.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut c) = TcpStream::connect(&addr) {
-                let _ = c.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
-                let mut buf = [0u8; 5];
-                if c.read_exact(&mut buf).is_ok() && &buf == b"HTTP/" {
-                    break;
-                }
-            }
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "docker-registry exited"
-            );
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Distribution { child, addr, dir }
-    }
-
-    /// Where distribution keeps a blob's bytes.
-    fn blob_path(&self, digest: &str) -> std::path::PathBuf {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
