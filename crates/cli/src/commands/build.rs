@@ -270,18 +270,24 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         Some(hash_cache),
     )?;
     caches.import(&store, &args.net, args.quiet)?;
+    let tty = std::io::stderr().is_terminal();
     let mode = match args.progress.as_str() {
-        "auto" | "tty" => "plain",
-        "plain" => "plain",
+        "auto" if tty => "tty",
+        "auto" | "plain" => "plain",
+        "tty" => "tty",
         "rawjson" => "rawjson",
         other => bail!("unknown --progress {other:?} (auto, plain, tty, rawjson)"),
     };
     let quiet = args.quiet;
-    let _tty = std::io::stderr().is_terminal();
+    let live = (mode == "tty" && !quiet).then(super::build_tty::TtyProgress::start);
     // Stages build in parallel: events arrive from several threads, each
     // printed whole.
-    let progress = move |e: Event| {
+    let progress = |e: Event| {
         if quiet {
+            return;
+        }
+        if let Some(live) = &live {
+            live.event(e);
             return;
         }
         let line = if mode == "rawjson" {
@@ -322,6 +328,9 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
     let built = exec.build(&plan, &ctx)?;
     exec.tag(&built, &names)?;
     drop(exec);
+    if let Some(mut live) = live {
+        live.finish();
+    }
     caches.export(&store, &args.net, &built, args.quiet)?;
     let id = built.config_digest.to_string();
     if !quiet {

@@ -1,6 +1,7 @@
 //! One module per subcommand group; each is a short file calling library entry points.
 
 pub mod build;
+pub mod build_tty;
 mod build_cache;
 mod build_fetch;
 mod build_registry;
