@@ -324,6 +324,14 @@ impl<'a> Executor<'a> {
         {
             return None;
         }
+        // A hit marks the record used (its mtime), for `builder prune
+        // --keep-storage`, which drops the least recently used first.
+        if let Ok(f) = fs::OpenOptions::new()
+            .write(true)
+            .open(self.cache_dir.join(key.hex()))
+        {
+            let _ = f.set_modified(SystemTime::now());
+        }
         Some(rec)
     }
 

@@ -43,7 +43,7 @@ pub mod run;
 mod scratch;
 mod source;
 
-pub use gc_roots::BuildCacheRoots;
+pub use gc_roots::{BuildCacheRoots, prune_to};
 pub use resolve::{ImageResolver, LocalOnly};
 
 use std::path::PathBuf;

@@ -123,3 +123,56 @@ fn registry_gc_keeps_build_cache_layers() {
     let report = json(&ok(berth(root.path()).args(["system", "check", "--json"])));
     assert_eq!(report["ok"], true, "{report}");
 }
+
+#[test]
+fn builder_prune_keep_storage_drops_least_recently_used_records() {
+    let root = store_with_busybox();
+    let ctx_a = tempfile::tempdir().unwrap();
+    let ctx_b = tempfile::tempdir().unwrap();
+    // Incompressible 200 KB per context, so each COPY layer weighs ~200 KB.
+    let noise = |seed: u64| {
+        let mut x = seed;
+        (0..200_000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect::<Vec<u8>>()
+    };
+    for (ctx, seed) in [(&ctx_a, 1), (&ctx_b, 2)] {
+        std::fs::write(ctx.path().join("blob"), noise(seed)).unwrap();
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM busybox:latest\nCOPY blob /blob\n",
+        )
+        .unwrap();
+    }
+    let build = |ctx: &tempfile::TempDir, tag: &str| {
+        let out = berth(root.path())
+            .args(["build", "--progress", "plain", "-t", tag])
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "build failed:\n{err}");
+        err.contains("fully cached")
+    };
+    assert!(!build(&ctx_a, "a:1"));
+    assert!(!build(&ctx_b, "b:1"));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(build(&ctx_a, "a:1"), "a hit refreshes a's record");
+    ok(berth(root.path()).args(["rmi", "a:1", "b:1"]));
+    // Both layers now live only in the build cache (~400 KB); keep 300 KB.
+    let out = ok(berth(root.path()).args(["builder", "prune", "--keep-storage", "300KB"]));
+    assert!(out.contains("Deleted 1 cache records"), "{out}");
+    assert!(build(&ctx_a, "a:2"), "the recently used record survives");
+    assert!(
+        !build(&ctx_b, "b:2"),
+        "the least recently used one was dropped"
+    );
+    // A plain prune empties the cache.
+    ok(berth(root.path()).args(["builder", "prune"]));
+    assert!(!build(&ctx_a, "a:3"));
+}

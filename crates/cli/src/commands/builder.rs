@@ -15,12 +15,56 @@ use super::util::{StoreArgs, gc_roots, human_size};
 pub enum BuilderCommand {
     /// Remove the build cache: step records, RUN cache mounts, and the
     /// layers only the cache kept alive.
-    Prune,
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove all unused build cache (records and RUN cache mounts). berth's
+    /// cache has no dangling entries, so this is also what a plain prune does.
+    #[arg(short, long)]
+    all: bool,
+    /// Keep this much cache (e.g. 500MB, 2GiB): drop the least recently used
+    /// step records until the layers only the cache keeps fit; RUN cache
+    /// mounts are kept.
+    #[arg(long, value_name = "SIZE")]
+    keep_storage: Option<String>,
 }
 
 pub fn run(store: &StoreArgs, cmd: BuilderCommand) -> anyhow::Result<i32> {
     match cmd {
-        BuilderCommand::Prune => {
+        BuilderCommand::Prune(args) if args.keep_storage.is_some() && !args.all => {
+            let spec = args.keep_storage.as_deref().unwrap_or_default();
+            let keep = berth_inspect::ci::parse_bytes(spec)
+                .map_err(|e| anyhow::anyhow!("--keep-storage {spec:?}: {e}"))?;
+            let store = store.open()?;
+            // What images and the registry keep costs the cache nothing.
+            let without_cache = store.gc_with(true, &[&berth_registry::RegistryRoots])?;
+            let cache_only: std::collections::BTreeSet<_> =
+                without_cache.removed_blobs.into_iter().collect();
+            let elsewhere: std::collections::BTreeSet<_> =
+                berth_content::ContentStore::list(store.content())?
+                    .into_iter()
+                    .map(|i| i.digest)
+                    .filter(|d| !cache_only.contains(d))
+                    .collect();
+            let size_of = |d: &berth_oci::Digest| {
+                berth_content::ContentStore::info(store.content(), d)
+                    .ok()
+                    .flatten()
+                    .map(|i| i.size)
+            };
+            let removed = berth_build::prune_to(store.root(), keep, &size_of, &elsewhere)
+                .context("pruning the build cache")?;
+            let report = store.gc_with(false, &gc_roots())?;
+            println!("Deleted {removed} cache records (least recently used first)");
+            println!(
+                "Total reclaimed space: {}",
+                human_size(report.reclaimed_bytes)
+            );
+            Ok(0)
+        }
+        BuilderCommand::Prune(_) => {
             let store = store.open()?;
             let pruned = berth_build::run::prune(store.root())?;
             let report = store.gc_with(false, &gc_roots())?;
