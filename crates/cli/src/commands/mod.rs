@@ -1,10 +1,10 @@
 //! One module per subcommand group; each is a short file calling library entry points.
 
 pub mod build;
-pub mod build_tty;
 mod build_cache;
 mod build_fetch;
 mod build_registry;
+pub mod build_tty;
 pub mod builder;
 pub mod changes;
 pub mod dive;
