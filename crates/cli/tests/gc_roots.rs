@@ -161,6 +161,9 @@ fn builder_prune_keep_storage_drops_least_recently_used_records() {
     };
     assert!(!build(&ctx_a, "a:1"));
     assert!(!build(&ctx_b, "b:1"));
+    // Not synchronisation: file mtimes come from the kernel's coarse clock
+    // (a tick of a few ms), so b's record and a's refresh must be a tick
+    // apart for "least recently used" to have an order.
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert!(build(&ctx_a, "a:1"), "a hit refreshes a's record");
     ok(berth(root.path()).args(["rmi", "a:1", "b:1"]));
