@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use berth_dockerignore::EntryKind;
-use berth_oci::{Descriptor, Digest};
 use serde_json::json;
 
 use crate::chmod::Chmod;
@@ -650,7 +649,7 @@ impl Executor<'_> {
         // manifest digest, URLs' checksums or content.
         let mut inputs: Vec<String> = Vec::new();
         let mut ctx_items = None;
-        let mut image_src: Option<(Digest, Vec<Descriptor>)> = None;
+        let mut image_src: Option<crate::exec::ImageSource> = None;
         match &c.from {
             Source::Context => {
                 let items = Tree::Context(ctx).select(&local, &how).map_err(copy_err)?;
@@ -659,14 +658,14 @@ impl Executor<'_> {
             }
             Source::Stage(j) => inputs.push(deps[j].key.to_string()),
             Source::Image(r) => {
-                let (manifest, layers) = self.image_source(r).map_err(|e| match e {
+                let src = self.image_source(r).map_err(|e| match e {
                     Error::Image(berth_image::Error::NotFound(_)) => copy_err(format!(
                         "COPY --from={r}: no such image in the local store (load or import it first)"
                     )),
                     e => e,
                 })?;
-                inputs.push(manifest.to_string());
-                image_src = Some((manifest, layers));
+                inputs.push(src.digest.to_string());
+                image_src = Some(src);
             }
         }
         let downloads = tempfile::Builder::new()
@@ -717,14 +716,18 @@ impl Executor<'_> {
             let mut groups: Vec<Group<'_>> = Vec::new();
             let src_root: Option<PathBuf> = match &c.from {
                 Source::Stage(j) => {
-                    let root = ex.snapshot(&deps[j].key, &deps[j].layers)?;
+                    let root = ex.snapshot(
+                        &deps[j].key,
+                        &deps[j].layers,
+                        &deps[j].config.rootfs.diff_ids,
+                    )?;
                     let p = root.path().to_owned();
                     _keep_src = Some(root);
                     Some(p)
                 }
                 Source::Image(_) => {
-                    let (m, layers) = image_src.as_ref().expect("resolved above");
-                    let root = ex.snapshot(m, layers)?;
+                    let src = image_src.as_ref().expect("resolved above");
+                    let root = ex.snapshot(&src.digest, &src.layers, &src.diff_ids)?;
                     let p = root.path().to_owned();
                     _keep_src = Some(root);
                     Some(p)
@@ -822,12 +825,15 @@ impl Executor<'_> {
             }
             t.finish()?;
             let layer = ex.write_layer(staging.path())?;
-            // The stage's materialised file system takes the staged files
-            // by rename (whole new directories at once) instead of
-            // re-extracting the layer just written.
-            if let Some(rootfs) = st.rootfs.take() {
+            // The staged tree is the layer: it becomes the layer's snapshot,
+            // or the stage's private file system takes the staged files by
+            // rename (whole new directories at once); either way the layer
+            // just written is not extracted again.
+            if ex.uses_snapshots() {
+                ex.commit_snapshot(st, &layer.0.digest, &layer.1, staging.path())?;
+            } else if let Some(crate::exec::RootFs::Flat(rootfs)) = st.rootfs.take() {
                 merge_into(staging.path(), rootfs.path())?;
-                merged_rootfs = Some(rootfs);
+                merged_rootfs = Some(crate::exec::RootFs::Flat(rootfs));
             }
             Ok(Some(layer))
         })?;

@@ -43,6 +43,13 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// What RUN steps may use (sandbox helper, secrets, SSH, entitlements).
     pub run: crate::run::RunOptions,
+    /// Keep extracted layers in the store as overlay snapshots
+    /// ([`crate::snapshots`]) and give steps overlay views of them instead
+    /// of private extracted copies: a base image is extracted once, ever.
+    /// Needs root and a process whose mounts die with it
+    /// ([`berth_sandbox::overlay::private_mount_namespace`]), else a killed
+    /// build would leave its views mounted.
+    pub snapshots: bool,
 }
 
 impl Default for ExecOptions {
@@ -54,6 +61,7 @@ impl Default for ExecOptions {
             source_date_epoch: None,
             jobs: 0,
             run: Default::default(),
+            snapshots: false,
         }
     }
 }
@@ -119,8 +127,8 @@ pub(crate) struct StageState {
     /// Determines the stage's file system and config so far.
     pub(crate) key: Digest,
     pub(crate) base: Option<(String, Digest)>,
-    /// The materialised file system, if a step needed it.
-    pub(crate) rootfs: Option<tempfile::TempDir>,
+    /// The stage's file system so far, if a step needed it.
+    pub(crate) rootfs: Option<RootFs>,
     /// The creation time of the newest layer step (or of the base image).
     pub(crate) created: Option<String>,
     /// Cache keys of the layer steps of this stage's chain.
@@ -141,6 +149,18 @@ impl Clone for StageState {
     }
 }
 
+/// The entry of `key` in a map of per-key locks (made on first use).
+pub(crate) fn slot<T: Default>(
+    map: &Mutex<HashMap<Digest, Arc<Mutex<T>>>>,
+    key: &Digest,
+) -> Arc<Mutex<T>> {
+    map.lock()
+        .expect("lock map")
+        .entry(key.clone())
+        .or_default()
+        .clone()
+}
+
 pub(crate) fn key_of(parts: &[&[u8]]) -> Digest {
     let mut d = berth_oci::Algorithm::Sha256.digester();
     for p in parts {
@@ -157,8 +177,37 @@ fn rfc3339(epoch: Option<i64>) -> String {
     }
 }
 
-/// A read-only materialised file system, shared by the steps that read it.
-type Snapshot = Arc<tempfile::TempDir>;
+/// An image used as a COPY or mount source.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageSource {
+    /// The manifest digest (the cache input).
+    pub(crate) digest: Digest,
+    pub(crate) layers: Vec<Descriptor>,
+    pub(crate) diff_ids: Vec<Digest>,
+}
+
+/// A stage's (or image's) file system as steps see it.
+#[derive(Debug)]
+pub(crate) enum RootFs {
+    /// Extracted into a private directory of this build (written in place
+    /// as layers are added).
+    Flat(tempfile::TempDir),
+    /// A read-only view of persistent snapshots (replaced, not written,
+    /// when a layer is added).
+    View(crate::snapshots::View),
+}
+
+impl RootFs {
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            RootFs::Flat(d) => d.path(),
+            RootFs::View(v) => v.path(),
+        }
+    }
+}
+
+/// A read-only file system, shared by the steps that read it.
+type Snapshot = Arc<RootFs>;
 
 /// Runs builds against one store. Shared by the threads building stages.
 pub struct Executor<'a> {
@@ -183,6 +232,8 @@ pub struct Executor<'a> {
     scratch: crate::scratch::Scratch,
     /// Every layer step's key, for [`Built::cache_keys`].
     used: Mutex<Vec<Digest>>,
+    /// The store's persistent snapshots, when [`ExecOptions::snapshots`].
+    snaps: Option<crate::snapshots::Snapshots>,
 }
 
 impl std::fmt::Debug for Executor<'_> {
@@ -206,7 +257,13 @@ impl<'a> Executor<'a> {
         }
         let scratch = crate::scratch::begin(&tmp_root)?;
         let tmp_dir = tmp_root;
+        let snaps = if opts.snapshots {
+            Some(crate::snapshots::Snapshots::new(store.root())?)
+        } else {
+            None
+        };
         Ok(Executor {
+            snaps,
             _guard: store.write_guard()?,
             store,
             opts,
@@ -272,30 +329,81 @@ impl<'a> Executor<'a> {
 
     /// An image as a COPY or mount source (from the store, or pulled by the
     /// resolver): its manifest digest (the cache input) and layers.
-    pub(crate) fn image_source(&self, r: &str) -> Result<(Digest, Vec<Descriptor>)> {
+    pub(crate) fn image_source(&self, r: &str) -> Result<ImageSource> {
         let rec = self.resolver.resolve(self.store, r)?;
         let img = self.store.resolve(&rec, None)?;
-        Ok((img.manifest.digest.clone(), img.image.layers.clone()))
+        Ok(ImageSource {
+            digest: img.manifest.digest.clone(),
+            layers: img.image.layers.clone(),
+            diff_ids: img.config.rootfs.diff_ids.clone(),
+        })
     }
 
     /// The file system made of `layers`, materialised once per `key` and
     /// shared read-only.
-    pub(crate) fn snapshot(&self, key: &Digest, layers: &[Descriptor]) -> Result<Snapshot> {
-        let slot = self
-            .snapshots
-            .lock()
-            .expect("snapshots")
-            .entry(key.clone())
-            .or_default()
-            .clone();
+    pub(crate) fn snapshot(
+        &self,
+        key: &Digest,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+    ) -> Result<Snapshot> {
+        let slot = slot(&self.snapshots, key);
         let mut slot = slot.lock().expect("snapshot");
         if let Some(s) = &*slot {
             return Ok(s.clone());
         }
-        let dir = self.materialise(layers)?;
-        let s = Arc::new(dir);
+        let s = Arc::new(self.root_fs(layers, diff_ids)?);
         *slot = Some(s.clone());
         Ok(s)
+    }
+
+    /// The file system made of `layers`: a view of snapshots, or a private
+    /// extracted copy.
+    fn root_fs(&self, layers: &[Descriptor], diff_ids: &[Digest]) -> Result<RootFs> {
+        match &self.snaps {
+            Some(_) => Ok(RootFs::View(crate::snapshots::View::mount(
+                &self.lowers(layers, diff_ids)?,
+                self.scratch.path(),
+            )?)),
+            None => Ok(RootFs::Flat(self.materialise(layers)?)),
+        }
+    }
+
+    /// The snapshot directories (topmost first) of `layers`, extracting
+    /// missing ones. Only with [`ExecOptions::snapshots`].
+    pub(crate) fn lowers(
+        &self,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+    ) -> Result<Vec<PathBuf>> {
+        let snaps = self.snaps.as_ref().expect("snapshots enabled");
+        snaps.lowers(self.store, layers, diff_ids, self.scratch.path())
+    }
+
+    /// Whether steps work on snapshots (else on private extracted copies).
+    pub(crate) fn uses_snapshots(&self) -> bool {
+        self.snaps.is_some()
+    }
+
+    /// Records `tree` (the new layer alone, overlay format, in this build's
+    /// scratch or run directory) as the snapshot of the stage's chain plus
+    /// `diff_id`, by rename. A no-op without snapshots.
+    pub(crate) fn commit_snapshot(
+        &self,
+        st: &StageState,
+        layer: &Digest,
+        diff_id: &Digest,
+        tree: &Path,
+    ) -> Result<()> {
+        let Some(snaps) = &self.snaps else {
+            return Ok(());
+        };
+        let mut ids = st.config.rootfs.diff_ids.clone();
+        ids.push(diff_id.clone());
+        let chain = crate::snapshots::chain_ids(&ids)
+            .pop()
+            .expect("one at least");
+        snaps.commit(&chain, layer, tree)
     }
 
     fn materialise(&self, layers: &[Descriptor]) -> Result<tempfile::TempDir> {
@@ -418,7 +526,7 @@ impl<'a> Executor<'a> {
     /// Materialises the stage's filesystem (applies its layers) if needed.
     pub(crate) fn rootfs<'s>(&self, st: &'s mut StageState) -> Result<&'s Path> {
         if st.rootfs.is_none() {
-            st.rootfs = Some(self.materialise(&st.layers)?);
+            st.rootfs = Some(self.root_fs(&st.layers, &st.config.rootfs.diff_ids)?);
         }
         Ok(st.rootfs.as_ref().expect("just set").path())
     }
@@ -439,7 +547,12 @@ impl<'a> Executor<'a> {
         layer: Descriptor,
         diff_id: Digest,
     ) -> Result<()> {
-        if let Some(root) = st.rootfs.as_ref().map(|r| r.path().to_owned()) {
+        if let Some(RootFs::View(_)) = &st.rootfs {
+            // A view shows the old chain: the next step mounts a new one.
+            st.rootfs = None;
+        }
+        if let Some(RootFs::Flat(dir)) = &st.rootfs {
+            let root = dir.path().to_owned();
             let compression = Compression::of_layer(&layer.media_type).unwrap_or(Compression::None);
             let r = berth_image::archive::decompress(
                 self.store.content().open(&layer.digest)?,
@@ -690,7 +803,9 @@ impl<'a> Executor<'a> {
                                 std::os::unix::fs::chown(&dst, Some(uid), Some(gid))
                                     .map_err(|e| Error::io("chown", &dst, e))?;
                             }
-                            ex.write_layer(stage_dir.path()).map(Some)
+                            let made = ex.write_layer(stage_dir.path())?;
+                            ex.commit_snapshot(st, &made.0.digest, &made.1, stage_dir.path())?;
+                            Ok(Some(made))
                         })?;
                     }
                     Op::Copy(c) => {
@@ -735,13 +850,7 @@ impl<'a> Executor<'a> {
             }
             // A materialised file system is kept for `COPY --from` of this stage.
             if let Some(dir) = st.rootfs.take() {
-                let slot = self
-                    .snapshots
-                    .lock()
-                    .expect("snapshots")
-                    .entry(st.key.clone())
-                    .or_default()
-                    .clone();
+                let slot = slot(&self.snapshots, &st.key);
                 let mut slot = slot.lock().expect("snapshot");
                 if slot.is_none() {
                     *slot = Some(Arc::new(dir));
@@ -768,13 +877,7 @@ impl<'a> Executor<'a> {
         no_cache: bool,
         make: impl FnOnce(&Self, &mut StageState) -> Result<Option<(Descriptor, Digest)>>,
     ) -> Result<bool> {
-        let lock = self
-            .inflight
-            .lock()
-            .expect("inflight")
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let lock = slot(&self.inflight, key);
         let _held = lock.lock().expect("key lock");
         st.keys.push(key.clone());
         self.used.lock().expect("used").push(key.clone());

@@ -41,6 +41,7 @@ pub mod plan;
 pub mod resolve;
 pub mod run;
 mod scratch;
+pub mod snapshots;
 mod source;
 
 pub use gc_roots::{BuildCacheRoots, prune_to};
@@ -97,6 +98,9 @@ pub enum Error {
     Layer(#[from] berth_layer::Error),
     #[error("build context: {0}")]
     Context(String),
+    /// An image whose manifest and config disagree.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
     /// An image the Dockerfile names could not be pulled (by the
     /// [`ImageResolver`]); `line` is the instruction's, when known.
     #[error("{}pulling {reference}", at_line(*line))]

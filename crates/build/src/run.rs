@@ -1,10 +1,11 @@
 //! `RUN`: planning (shell and exec forms, heredocs, `--mount`, `--network`,
 //! `--security`) and execution in [`berth_sandbox`].
 //!
-//! Execution: the stage's materialised file system is the lower directory
-//! of an overlay whose upper directory starts empty; the command runs in
-//! the sandbox; the upper directory (whiteouts, opaque directories) becomes
-//! the step's layer, which is then applied to the materialised file system.
+//! Execution: the stage's snapshots ([`crate::snapshots`]; or, without
+//! them, its privately extracted file system) are the lower directories of
+//! an overlay whose upper directory starts empty; the command runs in the
+//! sandbox; the upper directory (whiteouts, opaque directories) becomes the
+//! step's layer, and then, by rename, the layer's snapshot.
 //! A command that changes nothing makes no layer (as current BuildKit).
 //!
 //! The cache key is the step's whole definition — command, environment
@@ -612,7 +613,7 @@ pub(crate) fn run_step(
                 Source::Image(r) => ex
                     .image_source(r)
                     .map_err(|e| err(format!("--mount from={r}: {e}")))?
-                    .0
+                    .digest
                     .to_string(),
                 Source::Context => {
                     let sel = crate::source::Tree::Context(ctx)
@@ -664,8 +665,12 @@ pub(crate) fn run_step(
     }
     let key = key_of(&parts);
     ex.run_cached(st, &key, no_cache, |ex, st| {
-        let root = ex.rootfs(st)?.to_owned();
-        execute(ex, &root, op, at, ctx, deps, &env, &user, &workdir)
+        let lower = if ex.uses_snapshots() {
+            ex.lowers(&st.layers, &st.config.rootfs.diff_ids)?
+        } else {
+            vec![ex.rootfs(st)?.to_owned()]
+        };
+        execute(ex, st, lower, op, at, ctx, deps, &env, &user, &workdir)
     })
 }
 
@@ -687,7 +692,8 @@ pub fn cache_mounts_dir(store_root: &Path) -> PathBuf {
 #[allow(clippy::too_many_arguments)]
 fn execute(
     ex: &Executor<'_>,
-    root: &Path,
+    st: &StageState,
+    mut lower: Vec<PathBuf>,
     op: &RunOp,
     at: &StepAt<'_>,
     ctx: &Context,
@@ -725,10 +731,14 @@ fn execute(
             env.push(format!("{k}={v}"));
         }
     }
+    if lower.is_empty() {
+        // A stage with no layers yet: an overlay needs a lower directory.
+        lower.push(dir("empty")?);
+    }
     let mut spec = Spec::new(
         op.args.clone(),
         Rootfs::Overlay {
-            lower: vec![root.to_owned()],
+            lower,
             upper: upper.clone(),
             work,
         },
@@ -1018,6 +1028,8 @@ fn execute(
     let w = LayerWriter::new(ex.store(), ex.options().compression)?;
     let (w, _) = berth_layer::write::write_layer(&upper, TreeSource::OverlayUpper, &wopts, w)?;
     let written = w.finish()?;
+    // The upper directory is the layer, in overlay format: its snapshot.
+    ex.commit_snapshot(st, &written.descriptor.digest, &written.diff_id, &upper)?;
     Ok(Some((written.descriptor, written.diff_id)))
 }
 
@@ -1084,7 +1096,7 @@ fn mount_source(
     deps: &BTreeMap<usize, StageState>,
     run_dir: &Path,
     n: usize,
-    keep: &mut Vec<std::sync::Arc<tempfile::TempDir>>,
+    keep: &mut Vec<std::sync::Arc<crate::exec::RootFs>>,
 ) -> Result<PathBuf> {
     let rel = clean_rel(source);
     match from {
@@ -1113,15 +1125,19 @@ fn mount_source(
             Ok(out)
         }
         Source::Stage(j) => {
-            let s = ex.snapshot(&deps[j].key, &deps[j].layers)?;
+            let s = ex.snapshot(
+                &deps[j].key,
+                &deps[j].layers,
+                &deps[j].config.rootfs.diff_ids,
+            )?;
             let p = in_root(s.path(), &rel);
             keep.push(s);
             Ok(p)
         }
         Source::Image(r) => {
-            let (digest, layers) = ex.image_source(r)?;
-            let key = key_of(&[b"image", digest.to_string().as_bytes()]);
-            let s = ex.snapshot(&key, &layers)?;
+            let src = ex.image_source(r)?;
+            let key = key_of(&[b"image", src.digest.to_string().as_bytes()]);
+            let s = ex.snapshot(&key, &src.layers, &src.diff_ids)?;
             let p = in_root(s.path(), &rel);
             keep.push(s);
             Ok(p)

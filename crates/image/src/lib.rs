@@ -32,4 +32,6 @@ mod lock;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use store::{CheckReport, GcReport, GcRoots, ImageRecord, ImageStore, Resolved, WriteGuard};
+pub use store::{
+    CheckReport, ExclusiveGuard, GcReport, GcRoots, ImageRecord, ImageStore, Resolved, WriteGuard,
+};

@@ -33,6 +33,14 @@ pub struct WriteGuard {
     _lock: FileLock,
 }
 
+/// Proof that no writer runs: taken by the GC, and by whoever removes
+/// caches that writers use without locks of their own (build snapshots).
+/// New writers wait until it is dropped.
+#[derive(Debug)]
+pub struct ExclusiveGuard {
+    _lock: FileLock,
+}
+
 /// One image in the store: a top-level descriptor and the names pointing at it.
 #[derive(Debug, Clone)]
 pub struct ImageRecord {
@@ -171,6 +179,15 @@ impl ImageStore {
 
     pub fn content(&self) -> &FsStore {
         &self.content
+    }
+
+    /// Waits until every [`WriteGuard`] is dropped and keeps new ones out
+    /// while the returned guard lives. Do not call [`Self::gc_with`] while
+    /// holding it (it takes the same lock).
+    pub fn exclusive(&self) -> Result<ExclusiveGuard> {
+        Ok(ExclusiveGuard {
+            _lock: FileLock::exclusive(&self.root.join("locks/gc.lock"))?,
+        })
     }
 
     /// Takes the shared writer lock (see the crate's invariants).

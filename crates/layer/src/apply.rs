@@ -11,17 +11,28 @@ use rustix::io::Errno;
 
 use crate::{Error, OPAQUE_MARKER, Result, WHITEOUT_PREFIX, clean_components};
 
+/// The attribute that makes an overlay upper directory opaque.
+const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
+
 /// Options for [`apply_layer`].
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Set owners from the tar (needs privilege; off for rootless unpacking).
     pub preserve_owner: bool,
+    /// Write the layer as an overlayfs upper directory instead of applying
+    /// it: whiteouts become 0/0 character devices and opaque markers the
+    /// `trusted.overlay.opaque` attribute, nothing below is touched, and
+    /// `trusted.overlay.*` attributes from the tar are dropped (a layer
+    /// must not steer the overlay). For extracting one layer into an empty
+    /// directory that becomes an overlay lower directory.
+    pub overlay: bool,
 }
 
 impl Default for ApplyOptions {
     fn default() -> ApplyOptions {
         ApplyOptions {
             preserve_owner: rustix::process::geteuid().is_root(),
+            overlay: false,
         }
     }
 }
@@ -175,6 +186,36 @@ impl Applier<'_> {
         let dir = self.open_dir(parents)?;
         let parent_rel = parents.join("/");
 
+        if self.opts.overlay && base == OPAQUE_MARKER {
+            let d = rustix::fs::openat(
+                &dir,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io("open", self.root.join(&parent_rel), e))?;
+            rustix::fs::fsetxattr(&d, OVERLAY_OPAQUE, b"y", rustix::fs::XattrFlags::empty())
+                .map_err(|e| Error::io("mark opaque", self.root.join(&parent_rel), e))?;
+            stats.whiteouts += 1;
+            return Ok(());
+        }
+        if self.opts.overlay
+            && let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX)
+        {
+            if rustix::fs::statat(&dir, hidden, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                self.remove(&dir, hidden)?;
+            }
+            rustix::fs::mknodat(
+                &dir,
+                hidden,
+                rustix::fs::FileType::CharacterDevice,
+                Mode::empty(),
+                rustix::fs::makedev(0, 0),
+            )
+            .map_err(|e| Error::io("mknod whiteout", self.root.join(&rel), e))?;
+            stats.whiteouts += 1;
+            return Ok(());
+        }
         if base == OPAQUE_MARKER {
             // Hide everything below this directory that earlier layers made.
             let path = self.real_path(&dir)?;
@@ -214,6 +255,7 @@ impl Applier<'_> {
             for ext in exts.flatten() {
                 if let Ok(k) = ext.key()
                     && let Some(name) = k.strip_prefix("SCHILY.xattr.")
+                    && !(self.opts.overlay && name.starts_with("trusted.overlay."))
                 {
                     xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));
                 }

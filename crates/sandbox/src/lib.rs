@@ -38,6 +38,7 @@
 pub mod caps;
 pub(crate) mod init;
 mod mounts;
+pub mod overlay;
 mod parent;
 pub mod proto;
 pub mod seccomp;

@@ -300,68 +300,6 @@ fn make_stub(stubs: &Path, lowers: &[PathBuf], target: &str, dir: bool) -> R<Str
     Ok(resolved.join("/"))
 }
 
-fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path, userns: bool) -> R<String> {
-    let check = |p: &Path| -> R<String> {
-        let s = p
-            .to_str()
-            .ok_or_else(|| fail("overlay", "a path is not UTF-8"))?;
-        if s.contains([',', ':', '\\']) {
-            return Err(fail(
-                "overlay",
-                format!("{s}: overlay paths cannot contain ',', ':' or '\\'"),
-            ));
-        }
-        Ok(s.to_owned())
-    };
-    let lowers = lower.iter().map(|p| check(p)).collect::<R<Vec<_>>>()?;
-    // Neither redirects nor metacopy: a renamed directory or a chmod must
-    // appear in the upper directory as a whole, so that it can become a
-    // layer. (With userxattr the kernel never creates redirects and refuses
-    // redirect_dir=off.)
-    let mut o = format!(
-        "lowerdir={},upperdir={},workdir={},metacopy=off,index=off",
-        lowers.join(":"),
-        check(upper)?,
-        check(work)?
-    );
-    o.push_str(if userns {
-        ",userxattr"
-    } else {
-        ",redirect_dir=off"
-    });
-    if o.len() >= 4000 {
-        return Err(fail("overlay", "too many lower directories for one mount"));
-    }
-    Ok(o)
-}
-
-/// Mounts an overlay, `volatile` when the kernel has it (5.10+): an
-/// overlay's unmount otherwise syncs the whole upper file system, which
-/// costs hundreds of milliseconds per step on a busy disk; the upper
-/// directory is read (from the page cache) right after and a crash loses
-/// nothing that was committed.
-fn mount_overlay(target: &str, opts: &str, work: &Path) -> io::Result<()> {
-    // A work directory used by a volatile mount before must be told that
-    // its upper directory is acceptable again.
-    let _ = fs::remove_dir_all(work.join("work/incompat/volatile"));
-    match mount(
-        "overlay",
-        target,
-        "overlay",
-        MountFlags::empty(),
-        Some(&format!("{opts},volatile")),
-    ) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => mount(
-            "overlay",
-            target,
-            "overlay",
-            MountFlags::empty(),
-            Some(opts),
-        ),
-        other => other,
-    }
-}
-
 /// Whether `path` (components) lies under one of `mounted`.
 fn under(mounted: &[Vec<String>], comps: &[String]) -> bool {
     mounted
@@ -424,9 +362,15 @@ pub fn setup(spec: &Spec, userns: bool) -> R<()> {
         Rootfs::Overlay { lower, upper, work } => {
             let mut all = vec![stub_dir.clone()];
             all.extend(lower.iter().cloned());
-            let opts = overlay_options(&all, upper, work, userns)?;
-            mount_overlay(path_str(&root_path)?, &opts, work)
-                .map_err(|e| fail("mount the overlay root", e))?;
+            crate::overlay::mount(
+                &root_path,
+                &crate::overlay::Overlay {
+                    lower: &all,
+                    upper: Some((upper, work)),
+                    userxattr: userns,
+                },
+            )
+            .map_err(|e| fail("mount the overlay root", e))?;
         }
         Rootfs::Dir { path, .. } => {
             mount(
@@ -617,8 +561,15 @@ fn user_mounts(spec: &Spec, root: &OwnedFd, userns: bool) -> R<()> {
                 false
             }
             MountKind::Overlay { lower, upper, work } => {
-                let o = overlay_options(lower, upper, work, userns)?;
-                mount_overlay(&tp, &o, work).map_err(|e| fail(stage(), e))?;
+                crate::overlay::mount(
+                    Path::new(&tp),
+                    &crate::overlay::Overlay {
+                        lower,
+                        upper: Some((upper, work)),
+                        userxattr: userns,
+                    },
+                )
+                .map_err(|e| fail(stage(), e))?;
                 false
             }
             MountKind::File {

@@ -142,6 +142,7 @@ fn parse_output(spec: &str) -> anyhow::Result<Output> {
 
 pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
+    let snapshots = use_snapshots();
     let store = store.open()?;
     let (context_dir, dockerfile_text, dockerfile_path) = if args.context == "-" {
         let mut s = String::new();
@@ -320,6 +321,7 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         source_date_epoch,
         jobs: args.jobs,
         run: super::builder::run_options(&args.secrets, &args.ssh, &args.allow)?,
+        snapshots,
     };
     let fetcher = super::build_fetch::HttpsFetcher::new();
     let exec = Executor::new(&store, exec_opts, &progress)?
@@ -404,4 +406,27 @@ pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
         println!("{id}");
     }
     Ok(0)
+}
+
+/// Whether this build works on persistent overlay snapshots: as root, in a
+/// private mount namespace entered here, while the process has one thread
+/// (so the views it mounts die with it, however it dies). Otherwise (not
+/// root, or `BERTH_SNAPSHOTS=off`) every build extracts the layers it needs
+/// into private directories.
+fn use_snapshots() -> bool {
+    if std::env::var("BERTH_SNAPSHOTS").is_ok_and(|v| v == "off" || v == "0") {
+        return false;
+    }
+    if !rustix::process::geteuid().is_root() {
+        return false;
+    }
+    match berth_sandbox::overlay::private_mount_namespace() {
+        Ok(()) => true,
+        Err(e) => {
+            if std::env::var_os("BERTH_DEBUG").is_some() {
+                eprintln!("berth: no persistent snapshots: {e}");
+            }
+            false
+        }
+    }
 }

@@ -13,8 +13,8 @@ use super::util::{StoreArgs, gc_roots, human_size};
 
 #[derive(Debug, Subcommand)]
 pub enum BuilderCommand {
-    /// Remove the build cache: step records, RUN cache mounts, and the
-    /// layers only the cache kept alive.
+    /// Remove the build cache: step records, RUN cache mounts, extracted
+    /// layer snapshots, and the layers only the cache kept alive.
     Prune(PruneArgs),
 }
 
@@ -57,10 +57,12 @@ pub fn run(store: &StoreArgs, cmd: BuilderCommand) -> anyhow::Result<i32> {
             let removed = berth_build::prune_to(store.root(), keep, &size_of, &elsewhere)
                 .context("pruning the build cache")?;
             let report = store.gc_with(false, &gc_roots())?;
+            // Snapshots of layers the GC just removed.
+            let snaps = berth_build::snapshots::prune(&store, false)?;
             println!("Deleted {removed} cache records (least recently used first)");
             println!(
                 "Total reclaimed space: {}",
-                human_size(report.reclaimed_bytes)
+                human_size(report.reclaimed_bytes + snaps.bytes)
             );
             Ok(0)
         }
@@ -68,10 +70,12 @@ pub fn run(store: &StoreArgs, cmd: BuilderCommand) -> anyhow::Result<i32> {
             let store = store.open()?;
             let pruned = berth_build::run::prune(store.root())?;
             let report = store.gc_with(false, &gc_roots())?;
+            let snaps = berth_build::snapshots::prune(&store, true)?;
             println!(
-                "Deleted {} cache records and {} cache mounts{}",
+                "Deleted {} cache records, {} cache mounts and {} layer snapshots{}",
                 pruned.cache_records,
                 pruned.cache_mounts,
+                snaps.snapshots,
                 if pruned.busy_mounts > 0 {
                     format!(" ({} in use left alone)", pruned.busy_mounts)
                 } else {
@@ -80,7 +84,7 @@ pub fn run(store: &StoreArgs, cmd: BuilderCommand) -> anyhow::Result<i32> {
             );
             println!(
                 "Total reclaimed space: {}",
-                human_size(report.reclaimed_bytes)
+                human_size(report.reclaimed_bytes + snaps.bytes)
             );
             Ok(0)
         }

@@ -51,9 +51,30 @@ pub fn df(store: &StoreArgs) -> anyhow::Result<i32> {
             human_size(cache_size),
             human_size(cache_only),
         ],
+        snapshots_row(store.root()),
     ];
     print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
     Ok(0)
+}
+
+/// Extracted layers kept for builds (all reclaimable: remade on demand).
+fn snapshots_row(root: &std::path::Path) -> Vec<String> {
+    let dir = berth_build::snapshots::snapshots_dir(root);
+    let count = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0);
+    let size = human_size(berth_build::snapshots::disk_usage(root));
+    vec![
+        "Layer Snapshots".to_owned(),
+        count.to_string(),
+        "0".to_owned(),
+        size.clone(),
+        size,
+    ]
 }
 
 #[derive(Debug, Args)]
