@@ -401,6 +401,8 @@ fn plan_stage(
 ) -> Result<Vec<Step>> {
     let mut shell = vec!["/bin/sh".to_owned(), "-c".to_owned()];
     let mut steps = Vec::new();
+    // ARG names in declaration order, repeats included (RUN's history).
+    let mut arg_order: Vec<String> = Vec::new();
     for ins in &st.body {
         let line = ins.start_line;
         let values = ins.values();
@@ -449,6 +451,7 @@ fn plan_stage(
                         Some((k, v)) => (k.to_owned(), Some(expand(v, env, args)?)),
                         None => (word.to_string(), None),
                     };
+                    arg_order.push(k.clone());
                     let value = options
                         .build_args
                         .get(&k)
@@ -701,6 +704,7 @@ fn plan_stage(
                 args,
                 &scope(env, args),
                 &options.build_args,
+                &arg_order,
                 stage_ref,
                 index,
             )?),

@@ -425,6 +425,7 @@ pub(crate) fn plan_run(
     args: &EnvMap,
     scope: &EnvMap,
     cli_args: &BTreeMap<String, String>,
+    arg_order: &[String],
     stage_ref: &dyn Fn(&str) -> Option<usize>,
     index: usize,
 ) -> Result<RunOp> {
@@ -513,14 +514,20 @@ pub(crate) fn plan_run(
         .iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    // BuildKit's history: `RUN |N K=V... argv # buildkit`, ENV winning.
-    let mut parts: Vec<String> = Vec::new();
-    if !build_args.is_empty() {
-        parts.push(format!("|{}", build_args.len()));
-        for (k, v) in &build_args {
+    // BuildKit's history: `RUN |N K=V... argv # buildkit`: the ARGs with
+    // a value in declaration order (a redeclared one twice), ENV winning.
+    let declared: Vec<String> = arg_order
+        .iter()
+        .filter_map(|k| {
+            let v = berth_shell::Env::lookup(args, k)?;
             let v = berth_shell::Env::lookup(env, k).unwrap_or(v);
-            parts.push(format!("{k}={v}"));
-        }
+            Some(format!("{k}={v}"))
+        })
+        .collect();
+    let mut parts: Vec<String> = Vec::new();
+    if !declared.is_empty() {
+        parts.push(format!("|{}", declared.len()));
+        parts.extend(declared);
     }
     parts.extend(argv.iter().cloned());
     let proxy_env = cli_args
@@ -1383,6 +1390,7 @@ mod tests {
                 ("HTTP_PROXY".to_owned(), "http://proxy:3128".to_owned()),
                 ("V".to_owned(), "cli".to_owned()),
             ]),
+            &["V".to_owned()],
             &|s| (s == "build").then_some(0),
             1,
         )

@@ -74,7 +74,9 @@ fn busybox_store() -> tempfile::TempDir {
 const DOCKERFILE: &str = r#"FROM busybox AS build
 RUN mkdir -p /out/sub && echo built > /out/artifact && chmod 640 /out/artifact && ln -s artifact /out/link && touch /out/sub/empty && chmod 1777 /out/sub
 FROM busybox
+ARG Z=9
 ARG A=1
+ARG Z=8
 ENV B=2
 WORKDIR /app
 COPY --from=build /out /app/out
