@@ -100,6 +100,23 @@ fn snapshot_builds_equal_private_copy_builds_and_reuse_extracted_layers() {
         assert_eq!(second.get(name), Some(ino), "snapshot {name} was remade");
     }
 
+    // Once neither images nor the step cache keep the built layers, the GC
+    // drops them and, with them, their snapshots; the base image's stays.
+    ok(berth(root.path()).args(["rmi", "flat", "snap", "again"]));
+    ok(berth(root.path()).args(["builder", "prune", "--keep-storage", "0"]));
+    let left = snapshots(root.path());
+    // A one-layer base: its chain id is its diff_id.
+    let busybox = common::json(&ok(berth(root.path()).args(["inspect", "busybox:latest"])));
+    let diff_id = busybox[0]["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        left.keys().collect::<Vec<_>>(),
+        vec![diff_id.trim_start_matches("sha256:")],
+        "only the base image's snapshot should be left"
+    );
+
     // `builder prune` removes them all; `system df` reports them.
     let df = ok(berth(root.path()).args(["system", "df"]));
     assert!(df.contains("Layer Snapshots"), "{df}");

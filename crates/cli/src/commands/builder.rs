@@ -56,13 +56,11 @@ pub fn run(store: &StoreArgs, cmd: BuilderCommand) -> anyhow::Result<i32> {
             };
             let removed = berth_build::prune_to(store.root(), keep, &size_of, &elsewhere)
                 .context("pruning the build cache")?;
-            let report = store.gc_with(false, &gc_roots())?;
-            // Snapshots of layers the GC just removed.
-            let snaps = berth_build::snapshots::prune(&store, false)?;
+            let report = super::util::collect(&store)?;
             println!("Deleted {removed} cache records (least recently used first)");
             println!(
                 "Total reclaimed space: {}",
-                human_size(report.reclaimed_bytes + snaps.bytes)
+                human_size(report.reclaimed_bytes)
             );
             Ok(0)
         }

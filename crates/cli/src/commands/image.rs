@@ -298,7 +298,7 @@ pub fn rmi(store: &StoreArgs, args: RmiArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let report = store.gc_with(false, &super::util::gc_roots())?;
+    let report = super::util::collect(&store)?;
     for d in &report.removed_blobs {
         println!("Deleted: {d}");
     }
@@ -443,7 +443,7 @@ pub fn prune(store: &StoreArgs, args: PruneArgs) -> anyhow::Result<i32> {
     for d in &removed {
         println!("untagged: {d}");
     }
-    let report = store.gc_with(false, &super::util::gc_roots())?;
+    let report = super::util::collect(&store)?;
     for d in &report.removed_blobs {
         println!("deleted: {d}");
     }

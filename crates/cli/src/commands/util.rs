@@ -23,7 +23,6 @@ impl StoreArgs {
     }
 }
 
-/// Sizes as docker prints them (decimal units, 3 significant digits).
 /// Everything besides images that keeps blobs of the store alive: image GC
 /// (`rmi`, `image prune`, `system df`, `system check`) must respect these.
 pub fn gc_roots() -> [&'static dyn berth_image::GcRoots; 2] {
@@ -33,6 +32,16 @@ pub fn gc_roots() -> [&'static dyn berth_image::GcRoots; 2] {
     ]
 }
 
+/// The image GC with every root, then the build snapshots of layers it
+/// removed (their size counts as reclaimed).
+pub fn collect(store: &berth_image::ImageStore) -> anyhow::Result<berth_image::GcReport> {
+    let mut report = store.gc_with(false, &gc_roots())?;
+    let snaps = berth_build::snapshots::prune(store, false)?;
+    report.reclaimed_bytes += snaps.bytes;
+    Ok(report)
+}
+
+/// Sizes as docker prints them (decimal units, 3 significant digits).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut v = bytes as f64;
