@@ -210,9 +210,9 @@ impl Client {
             .insert(registry.to_owned(), credential);
     }
 
-    /// The base URL of `registry` (`https://host` or, for insecure ones,
-    /// possibly `http://host`), pinging `/v2/` the first time to learn it and
-    /// the registry's authentication scheme.
+    /// The base URL of `registry` (`https://host` or, for insecure ones or
+    /// ones pinned to `http://`, possibly `http://host`), pinging `/v2/` the
+    /// first time to learn it and the registry's authentication scheme.
     pub async fn base_url(&self, registry: &str) -> Result<String> {
         if let Some(b) = self.inner.bases.lock().unwrap().get(registry) {
             return Ok(b.clone());
@@ -222,10 +222,14 @@ impl Client {
             return Ok(b.clone());
         }
         let host = api_host(registry);
-        let candidates: Vec<String> = if self.inner.opts.is_insecure(registry) {
-            vec![format!("https://{host}"), format!("http://{host}")]
-        } else {
-            vec![format!("https://{host}")]
+        // A scheme the user wrote is the only one tried; otherwise HTTPS,
+        // then plain HTTP for loopback and insecure registries.
+        let candidates: Vec<String> = match self.inner.opts.transport(registry) {
+            Some(t) => vec![format!("{}://{host}", t.as_str())],
+            None if self.inner.opts.is_insecure(registry) => {
+                vec![format!("https://{host}"), format!("http://{host}")]
+            }
+            None => vec![format!("https://{host}")],
         };
         let mut last_err = None;
         for (i, base) in candidates.iter().enumerate() {
@@ -310,6 +314,12 @@ impl Client {
         let scheme = self.inner.auth.scheme(registry).unwrap_or(Scheme::None);
         let http = self.http_for(registry, &base);
         let allow_http = self.inner.opts.is_insecure(registry);
+        if base.starts_with("http:") && !allow_http && cred.is_some() && scheme != Scheme::None {
+            return Err(Error::InsecureRealm {
+                registry: registry.to_owned(),
+                url: base,
+            });
+        }
         let unauthorized = |message: &str| Error::Unauthorized {
             registry: registry.to_owned(),
             code: None,
@@ -411,8 +421,17 @@ impl Client {
             format!("{base}{target}")
         };
         let http = self.http_for(registry, &base);
-        let cred = self.credential(registry)?;
         let allow_http = self.inner.opts.is_insecure(registry);
+        let configured = self.credential(registry)?;
+        // Credentials never travel over plain HTTP to a registry that is
+        // neither loopback nor insecure (reachable so only by a pinned
+        // `http://`): such requests are anonymous.
+        let plain_refused = base.starts_with("http:") && !allow_http;
+        let cred = if plain_refused {
+            None
+        } else {
+            configured.clone()
+        };
         let policy = if retry {
             self.inner.opts.retry
         } else {
@@ -490,6 +509,12 @@ impl Client {
                     if again {
                         continue;
                     }
+                }
+                if plain_refused && configured.is_some() {
+                    return Err(Error::InsecureRealm {
+                        registry: registry.to_owned(),
+                        url,
+                    });
                 }
                 let (code, message) = error_body(&small_body(resp).await);
                 return Err(Error::Unauthorized {

@@ -57,6 +57,9 @@ pub enum Error {
         "refusing to send credentials for {registry} to {url} over plain HTTP (add the host to the insecure registries to allow it)"
     )]
     InsecureRealm { registry: String, url: String },
+    /// A registry name or URL that cannot be used.
+    #[error("invalid registry {registry:?}: {message}")]
+    BadRegistry { registry: String, message: String },
     /// Content does not have the digest it was asked for.
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {

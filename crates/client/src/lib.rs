@@ -10,10 +10,18 @@
 //! progress events, platform selection from indexes, and reading an image
 //! straight from a registry without storing it ([`remote`]).
 //!
+//! Transport policy ([`options`]): a bare `host[:port]` is HTTPS with
+//! verified certificates, except loopback and listed-insecure registries,
+//! which may use unverified HTTPS and then plain HTTP. A registry given as a
+//! URL ([`Transport`], from `--insecure-registry`, `registries.toml`, `login`
+//! or a mirror's upstream) is reached with that scheme only: `http://`
+//! without trying HTTPS first, `https://` without falling back to HTTP.
+//!
 //! What it deliberately does not do: print anything (callers render
 //! [`progress::Event`]s), convert or re-serialise manifests (they travel as
-//! their exact bytes, so digests survive), unpack layers, or speak plain
-//! HTTP to registries that are neither loopback nor listed as insecure.
+//! their exact bytes, so digests survive), unpack layers, or send
+//! credentials over plain HTTP to registries that are neither loopback nor
+//! listed as insecure (a pinned `http://` to such a registry is anonymous).
 //!
 //! **Architecture invariant**: nothing downloaded becomes visible in the
 //! store before its digest and size are verified. Blobs stream into content
@@ -38,7 +46,7 @@ pub use auth::{AuthCache, Challenge, Credential};
 pub use client::{Client, api_host};
 pub use credentials::{CredentialSource, DefaultCredentials, LoginStore};
 pub use error::{Error, Result, error_chain};
-pub use options::{ClientOptions, RetryPolicy};
+pub use options::{ClientOptions, RetryPolicy, Transport, parse_registry};
 pub use progress::{BlobOutcome, Event, Progress, ProgressSink};
 pub use remote::{BlobReader, RemoteImage};
 pub use transfer::{

@@ -1,19 +1,27 @@
-//! Client settings: insecure registries, retries, limits, and the optional
-//! `registries.toml` in berth's configuration directory.
+//! Client settings: insecure registries, explicit schemes, retries, limits,
+//! and the optional `registries.toml` in berth's configuration directory.
 //!
 //! ```toml
 //! # ~/.config/berth/registries.toml
-//! insecure = ["registry.lan:5000", "10.0.0.7"]
+//! insecure = ["registry.lan:5000", "10.0.0.7", "http://build-cache.lan:5000"]
 //! ```
 //!
-//! Plain HTTP is used only for loopback registries (`localhost`,
-//! `127.0.0.0/8`, `::1`) and for registries listed as insecure; for those
-//! berth tries HTTPS without certificate verification first and falls back
-//! to HTTP, as Docker does. Everything else is HTTPS with verified
-//! certificates.
+//! The transport policy for a registry given as bare `host[:port]`: plain
+//! HTTP is used only for loopback registries (`localhost`, `127.0.0.0/8`,
+//! `::1`) and for registries listed as insecure; for those berth tries HTTPS
+//! without certificate verification first and falls back to HTTP, as Docker
+//! does. Everything else is HTTPS with verified certificates.
+//!
+//! A registry given as a URL (an `insecure` entry, `--insecure-registry`,
+//! `berth login URL`, a mirror's upstream) pins its scheme ([`Transport`]):
+//! `http://` is plain HTTP at once, with no HTTPS attempt; `https://` is
+//! HTTPS only, never falling back to HTTP. Credentials still never travel
+//! over plain HTTP to a registry that is neither loopback nor insecure: a
+//! pinned `http://` to such a registry is anonymous.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +59,68 @@ impl RetryPolicy {
     }
 }
 
+/// The one scheme a registry given as a URL is reached with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `http://`: plain HTTP only, never HTTPS first.
+    Http,
+    /// `https://`: HTTPS only, never plain HTTP.
+    Https,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Https => "https",
+        }
+    }
+}
+
+/// Splits a registry given as `host[:port]` or as a URL
+/// (`http://host:port/`, `https://host`) into its name (the reference
+/// domain, lower case; Docker Hub's API hosts become `docker.io`) and the
+/// scheme the URL pins, if any. A URL must not have a path beyond `/`
+/// (Docker's `https://index.docker.io/v1/` key is accepted).
+pub fn parse_registry(s: &str) -> Result<(String, Option<Transport>)> {
+    let s = s.trim();
+    let (transport, rest) = if let Some(r) = strip_prefix_ci(s, "http://") {
+        (Some(Transport::Http), r)
+    } else if let Some(r) = strip_prefix_ci(s, "https://") {
+        (Some(Transport::Https), r)
+    } else if s.contains("://") {
+        return Err(Error::BadRegistry {
+            registry: s.to_owned(),
+            message: "only http:// and https:// URLs name registries".into(),
+        });
+    } else {
+        (None, s)
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path_ok = path.is_empty() || path == "v1/" || path == "v1" || path == "v2/" || path == "v2";
+    if host.is_empty() || !path_ok || host.contains(['@', '?', '#', ' ']) {
+        return Err(Error::BadRegistry {
+            registry: s.to_owned(),
+            message: "expected HOST[:PORT] or http(s)://HOST[:PORT]".into(),
+        });
+    }
+    Ok((crate::credentials::normalize_key(host), transport))
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
+}
+
+/// Docker's per-registry TLS directories, in the order they are read:
+/// `<berth config dir>/certs.d` and `/etc/docker/certs.d`.
+pub fn default_certs_dirs() -> Vec<PathBuf> {
+    vec![
+        crate::credentials::config_dir().join("certs.d"),
+        PathBuf::from("/etc/docker/certs.d"),
+    ]
+}
+
 /// Everything a [`crate::Client`] is configured with.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -66,6 +136,12 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Give up when a response stalls (no bytes) for this long.
     pub read_timeout: Duration,
+    /// Registries pinned to one scheme because they were given as URLs
+    /// (keyed by registry name, `host[:port]`); see [`Transport`].
+    pub transports: BTreeMap<String, Transport>,
+    /// Directories holding per-registry TLS settings in Docker's `certs.d`
+    /// layout (`<dir>/<host[:port]>/{*.crt, *.cert, *.key}`), first first.
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -78,6 +154,8 @@ impl Default for ClientOptions {
             user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
+            transports: BTreeMap::new(),
+            certs_dirs: default_certs_dirs(),
         }
     }
 }
@@ -98,9 +176,35 @@ impl ClientOptions {
             credentials: Arc::new(DefaultCredentials::from_env()),
             ..ClientOptions::default()
         };
-        o.insecure_registries =
-            load_insecure(&crate::credentials::config_dir().join("registries.toml"))?;
+        let path = crate::credentials::config_dir().join("registries.toml");
+        for entry in load_insecure(&path)? {
+            o.add_insecure(&entry)
+                .map_err(|e| Error::config(&path, e.to_string()))?;
+        }
         Ok(o)
+    }
+
+    /// Lists a registry (`host[:port]` or a URL) as insecure; a URL also
+    /// pins its scheme.
+    pub fn add_insecure(&mut self, entry: &str) -> Result<()> {
+        self.add_registry(entry)?;
+        self.insecure_registries.push(entry.trim().to_owned());
+        Ok(())
+    }
+
+    /// Reads a registry given by the user (`host[:port]` or a URL), pins
+    /// the scheme of a URL, and returns the registry's name.
+    pub fn add_registry(&mut self, registry: &str) -> Result<String> {
+        let (name, transport) = parse_registry(registry)?;
+        if let Some(t) = transport {
+            self.transports.insert(name.clone(), t);
+        }
+        Ok(name)
+    }
+
+    /// The scheme `registry` is pinned to, if it was given as a URL.
+    pub fn transport(&self, registry: &str) -> Option<Transport> {
+        self.transports.get(&registry.to_ascii_lowercase()).copied()
     }
 
     /// Whether `registry` (a reference domain, `host[:port]`) may use plain
@@ -186,6 +290,55 @@ mod tests {
         ] {
             assert!(!o.is_insecure(no), "{no}");
         }
+    }
+
+    #[test]
+    fn registries_given_as_urls() {
+        for (input, name, t) in [
+            ("reg.lan:5000", "reg.lan:5000", None),
+            ("http://reg.lan:5000", "reg.lan:5000", Some(Transport::Http)),
+            (
+                "HTTP://Reg.Lan:5000/",
+                "reg.lan:5000",
+                Some(Transport::Http),
+            ),
+            ("https://10.0.0.7", "10.0.0.7", Some(Transport::Https)),
+            (
+                "https://[::1]:5000/v2/",
+                "[::1]:5000",
+                Some(Transport::Https),
+            ),
+            (
+                "https://index.docker.io/v1/",
+                "docker.io",
+                Some(Transport::Https),
+            ),
+        ] {
+            assert_eq!(
+                parse_registry(input).unwrap(),
+                (name.to_owned(), t),
+                "{input}"
+            );
+        }
+        for bad in [
+            "ftp://reg.lan",
+            "http://",
+            "http://reg.lan/some/path",
+            "http://u@reg.lan",
+        ] {
+            assert!(
+                matches!(parse_registry(bad), Err(Error::BadRegistry { .. })),
+                "{bad}"
+            );
+        }
+        let mut o = ClientOptions::default();
+        o.add_insecure("http://reg.lan:5000").unwrap();
+        o.add_insecure("10.0.0.7").unwrap();
+        assert_eq!(o.transport("reg.lan:5000"), Some(Transport::Http));
+        assert_eq!(o.transport("REG.lan:5000"), Some(Transport::Http));
+        assert_eq!(o.transport("reg.lan:5001"), None);
+        assert_eq!(o.transport("10.0.0.7"), None);
+        assert!(o.is_insecure("reg.lan:5000") && o.is_insecure("10.0.0.7:5000"));
     }
 
     #[test]

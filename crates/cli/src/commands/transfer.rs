@@ -17,8 +17,10 @@ use super::util::{StoreArgs, human_size};
 pub struct NetArgs {
     /// Allow plain HTTP (or HTTPS without certificate checks) to this
     /// registry (HOST or HOST:PORT); loopback registries always are. Also
-    /// read from registries.toml in berth's config directory.
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    /// read from registries.toml in berth's config directory. As a URL
+    /// (http://HOST:PORT, https://HOST) it also pins the scheme: no HTTPS
+    /// attempt before http://, no HTTP fallback after https://.
+    #[arg(long = "insecure-registry", value_name = "[SCHEME://]HOST[:PORT]")]
     insecure: Vec<String>,
 }
 
@@ -30,9 +32,17 @@ impl NetArgs {
 
 /// A registry client with the user's settings plus `insecure` registries.
 pub(super) fn client(insecure: &[String]) -> anyhow::Result<Client> {
+    Ok(Client::new(options(insecure)?)?)
+}
+
+/// The user's client settings plus `insecure` registries (URLs pin their scheme).
+fn options(insecure: &[String]) -> anyhow::Result<ClientOptions> {
     let mut opts = ClientOptions::from_env()?;
-    opts.insecure_registries.extend(insecure.iter().cloned());
-    Ok(Client::new(opts)?)
+    for i in insecure {
+        opts.add_insecure(i)
+            .with_context(|| format!("--insecure-registry {i}"))?;
+    }
+    Ok(opts)
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +86,8 @@ pub struct PushArgs {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// Registry host (HOST[:PORT]); default docker.io.
+    /// Registry (HOST[:PORT], or http://HOST[:PORT] / https://HOST[:PORT]
+    /// to use that scheme only); default docker.io.
     server: Option<String>,
     #[arg(short, long)]
     username: Option<String>,
@@ -92,7 +103,8 @@ pub struct LoginArgs {
 
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
-    /// Registry host (HOST[:PORT]); default docker.io.
+    /// Registry (HOST[:PORT], or http://HOST[:PORT] / https://HOST[:PORT]
+    /// to use that scheme only); default docker.io.
     server: Option<String>,
 }
 
@@ -303,7 +315,10 @@ fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
 }
 
 pub fn login(a: LoginArgs) -> anyhow::Result<i32> {
-    let registry = registry_name(a.server.as_deref());
+    // `berth login http://host:port` talks plain HTTP at once;
+    // `https://host` never falls back to HTTP.
+    let mut opts = options(&a.net.insecure)?;
+    let registry = opts.add_registry(a.server.as_deref().unwrap_or("docker.io"))?;
     let interactive = std::io::stdin().is_terminal();
     let username = match a.username {
         Some(u) => u,
@@ -327,7 +342,7 @@ pub fn login(a: LoginArgs) -> anyhow::Result<i32> {
     if username.is_empty() || password.is_empty() {
         bail!("user name and password must not be empty");
     }
-    let client = a.net.client()?;
+    let client = Client::new(opts)?;
     client.set_credential(&registry, Some(Credential::basic(&username, &password)));
     berth_client::block_on(client.login(&registry))
         .with_context(|| format!("logging in to {registry}"))?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use berth_client::auth::{Action, Credential, repository_scope};
 use berth_client::credentials::StaticCredentials;
-use berth_client::{Client, ClientOptions, RetryPolicy};
+use berth_client::{Client, ClientOptions, RetryPolicy, Transport};
 use berth_oci::{Digest, ParsedManifest};
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -113,6 +113,16 @@ impl Upstream {
             user_agent: concat!("berth-mirror/", env!("CARGO_PKG_VERSION")).to_owned(),
             connect_timeout: io_timeout,
             read_timeout: io_timeout,
+            // The URL's scheme is the only one used (no HTTPS try before http://).
+            transports: [(
+                host.clone(),
+                match r.base.scheme() {
+                    "http" => Transport::Http,
+                    _ => Transport::Https,
+                },
+            )]
+            .into(),
+            ..ClientOptions::default()
         };
         let client = Client::new(opts).map_err(|e| {
             Error::Config(format!(

@@ -1,0 +1,168 @@
+//! Helpers for the registry client's black-box tests: an isolated
+//! configuration per test, the host's own (non-loopback) address, and a TCP
+//! forwarder that records what clients send before passing it on to a real
+//! registry (whether a connection began with a TLS ClientHello, and the
+//! plain-HTTP bytes, so tests can see schemes and credentials on the wire).
+#![allow(dead_code)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+/// A `berth` command on a store with its own, empty configuration
+/// (`BERTH_CONFIG`, `DOCKER_CONFIG`, `HOME`).
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["berth-config", "docker-config", "home"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        Env { dir }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn berth(&self, root: &Path) -> Command {
+        let mut c = super::common::berth(root);
+        c.env("BERTH_CONFIG", self.path("berth-config"))
+            .env("DOCKER_CONFIG", self.path("docker-config"))
+            .env("HOME", self.path("home"));
+        c
+    }
+
+    /// Writes `registries.toml` in this environment's berth config dir.
+    pub fn registries_toml(&self, text: &str) {
+        std::fs::write(self.path("berth-config/registries.toml"), text).unwrap();
+    }
+}
+
+/// The host's first non-loopback IPv4 address (`hostname -I`): registries
+/// bound there are not loopback, so berth verifies their certificates and
+/// does not allow them plain HTTP by default.
+pub fn host_ip() -> String {
+    let out = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("hostname runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .unwrap_or_else(|| panic!("no non-loopback IPv4 address in `hostname -I`: {text:?}"))
+        .to_owned()
+}
+
+/// One connection seen by a [`Sniffer`].
+#[derive(Debug, Clone, Default)]
+pub struct Conn {
+    /// It began with a TLS handshake record (0x16).
+    pub tls: bool,
+    /// Everything the client sent (for plain-HTTP connections).
+    pub sent: Vec<u8>,
+}
+
+/// A TCP forwarder on `bind_ip:0` in front of `target`, recording every
+/// connection. TLS connections are forwarded too (the bytes are opaque).
+pub struct Sniffer {
+    pub addr: String,
+    pub conns: Arc<Mutex<Vec<Conn>>>,
+}
+
+impl Sniffer {
+    pub fn start(bind_ip: &str, target: &str) -> Sniffer {
+        let l = TcpListener::bind(format!("{bind_ip}:0")).unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
+        let target = target.to_owned();
+        let c2 = conns.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(client) = conn else { continue };
+                let conns = c2.clone();
+                let target = target.clone();
+                std::thread::spawn(move || forward(client, &target, &conns));
+            }
+        });
+        Sniffer { addr, conns }
+    }
+
+    pub fn conns(&self) -> Vec<Conn> {
+        self.conns.lock().unwrap().clone()
+    }
+
+    pub fn tls_conns(&self) -> usize {
+        self.conns().iter().filter(|c| c.tls).count()
+    }
+
+    pub fn plain_conns(&self) -> usize {
+        self.conns().iter().filter(|c| !c.tls).count()
+    }
+
+    /// All plain-HTTP bytes clients sent, as text.
+    pub fn plain_text(&self) -> String {
+        self.conns()
+            .iter()
+            .filter(|c| !c.tls)
+            .map(|c| String::from_utf8_lossy(&c.sent).into_owned())
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.conns.lock().unwrap().clear();
+    }
+}
+
+fn forward(mut client: TcpStream, target: &str, conns: &Mutex<Vec<Conn>>) {
+    let mut first = [0u8; 1];
+    let Ok(1) = client.read(&mut first) else {
+        return;
+    };
+    let idx = {
+        let mut c = conns.lock().unwrap();
+        c.push(Conn {
+            tls: first[0] == 0x16,
+            sent: first.to_vec(),
+        });
+        c.len() - 1
+    };
+    let Ok(mut server) = TcpStream::connect(target) else {
+        return;
+    };
+    if server.write_all(&first).is_err() {
+        return;
+    }
+    let (mut s2, mut c2) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut s2, &mut c2);
+        let _ = c2.shutdown(Shutdown::Write);
+    });
+    let mut buf = [0u8; 16384];
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                {
+                    let mut c = conns.lock().unwrap();
+                    if !c[idx].tls && c[idx].sent.len() < (1 << 20) {
+                        c[idx].sent.extend_from_slice(&buf[..n]);
+                    }
+                }
+                if server.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = server.shutdown(Shutdown::Write);
+    let _ = back.join();
+}
