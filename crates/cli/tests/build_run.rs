@@ -406,9 +406,20 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn kill_9_of_berth_leaves_no_process_and_the_next_build_cleans_up() {
+    killed_build_leaves_nothing(rustix::process::Signal::KILL);
+}
+
+/// Ctrl-C reaches berth as SIGINT; CI timeouts send SIGTERM.
+#[test]
+fn sigint_and_sigterm_of_berth_leave_no_process_and_the_next_build_cleans_up() {
+    killed_build_leaves_nothing(rustix::process::Signal::INT);
+    killed_build_leaves_nothing(rustix::process::Signal::TERM);
+}
+
+fn killed_build_leaves_nothing(signal: rustix::process::Signal) {
     let store = busybox_store();
     let root = store.path();
-    let marker = format!("sleep {}", 200_000 + std::process::id());
+    let marker = format!("sleep {}{}", 200_000 + std::process::id(), signal.as_raw());
     let ctx = Ctx::new(&format!(
         "FROM busybox\nRUN --mount=type=cache,target=/c {marker} & {marker}\n"
     ));
@@ -418,8 +429,10 @@ fn kill_9_of_berth_leaves_no_process_and_the_next_build_cleans_up() {
         .spawn()
         .unwrap();
     wait_for("the RUN step to start", || host_processes(&marker) == 2);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{signal:?}: berth exited with {status}");
     // The sandbox dies with berth: nothing of the step keeps running.
     wait_for("the sandbox to die", || host_processes(&marker) == 0);
     let leftovers = |root: &Path| -> Vec<String> {
