@@ -8,11 +8,12 @@
 //!    forwards signals to it until it exits.
 //! 2. **PID 1**: builds the filesystem and pivots into it, sets the hostname,
 //!    brings up loopback, resolves the user, creates the working directory;
-//!    forks the command; then reaps every zombie and forwards signals to the
-//!    command until the command exits, reports its status and exits (which
-//!    kills whatever the command left running).
-//! 3. **command**: new session, rlimits, groups and ids, capabilities,
-//!    `no_new_privs`, seccomp, `execve`.
+//!    takes the command's groups, ids and capabilities (staying dumpable, so
+//!    the command can read PID 1's /proc entries as under runc, where PID 1
+//!    is the command); forks the command; then reaps every zombie and
+//!    forwards signals to the command until the command exits, reports its
+//!    status and exits (which kills whatever the command left running).
+//! 3. **command**: new session, rlimits, `no_new_privs`, seccomp, `execve`.
 //!
 //! Both long-lived stages die with their parent (`PR_SET_PDEATHSIG`), so a
 //! `kill -9` of the caller takes the whole sandbox down.
@@ -294,9 +295,21 @@ fn pid1(
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("")
         .to_owned();
+    // PID 1 takes the command's credentials before it forks, so that the
+    // command may read PID 1's /proc entries as it may its own (as under
+    // runc, where PID 1 is the command): `ls -R /` and `find /` must not
+    // fail on /proc/1. It needs no privilege to reap, forward signals to a
+    // child of the same user, or report.
+    let sec = &spec.security;
+    if sec.seccomp && !sec.no_new_privileges {
+        // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
+        // which is about to be dropped.
+        seccomp::install().map_err(|e| fail("install the seccomp filter", e))?;
+    }
+    take_credentials(spec, &user)?;
     match fork()? {
         None => {
-            let f = command(spec, &user, &path, &argv, &envp);
+            let f = command(spec, &path, &argv, &envp);
             report_failure(ctl, f);
             std::process::exit(EXEC_FAILED)
         }
@@ -374,14 +387,8 @@ fn rlimit_resource(name: &str) -> Option<rustix::process::Resource> {
 }
 
 /// The last stage: returns only on failure.
-fn command(
-    spec: &Spec,
-    user: &user::ExecUser,
-    path: &str,
-    argv: &[CString],
-    envp: &[CString],
-) -> Fail {
-    match prepare_command(spec, user) {
+fn command(spec: &Spec, path: &str, argv: &[CString], envp: &[CString]) -> Fail {
+    match prepare_command(spec) {
         Ok(()) => {}
         Err(f) => return f,
     }
@@ -421,7 +428,7 @@ fn command(
     )
 }
 
-fn prepare_command(spec: &Spec, user: &user::ExecUser) -> Result<(), Fail> {
+fn prepare_command(spec: &Spec) -> Result<(), Fail> {
     set_signal_mask(libc::SIG_SETMASK, &sigset(&[]));
     // Ignored signals stay ignored across exec (Rust ignores SIGPIPE).
     for sig in 1..libc::SIGRTMIN() {
@@ -451,12 +458,23 @@ fn prepare_command(spec: &Spec, user: &user::ExecUser) -> Result<(), Fail> {
         .map_err(|e| fail(format!("set RLIMIT_{}", r.resource), e))?;
     }
     let sec = &spec.security;
-    let mask = caps::mask(&sec.capabilities).map_err(|m| fail("capabilities", m))?;
-    if sec.seccomp && !sec.no_new_privileges {
-        // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
-        // which is about to be dropped.
-        seccomp::install().map_err(|e| fail("install the seccomp filter", e))?;
+    if sec.no_new_privileges {
+        rustix::thread::set_no_new_privs(true).map_err(|e| fail("set no_new_privs", e))?;
+        if sec.seccomp {
+            seccomp::install().map_err(|e| fail("install the seccomp filter", e))?;
+        }
     }
+    std::env::set_current_dir(&spec.cwd)
+        .map_err(|e| fail(format!("enter the working directory {}", spec.cwd), e))?;
+    Ok(())
+}
+
+/// The command's user, groups and capabilities, for PID 1 (and so for the
+/// command, which it forks): the bounding set and the permitted, effective
+/// and ambient sets reduced to the allowed capabilities, then the ids.
+/// PID 1 stays dumpable, so that the command may read its /proc entries.
+fn take_credentials(spec: &Spec, user: &user::ExecUser) -> Result<(), Fail> {
+    let mask = caps::mask(&spec.security.capabilities).map_err(|m| fail("capabilities", m))?;
     let last_cap: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -512,13 +530,9 @@ fn prepare_command(spec: &Spec, user: &user::ExecUser) -> Result<(), Fail> {
             0,
         );
     }
-    if sec.no_new_privileges {
-        rustix::thread::set_no_new_privs(true).map_err(|e| fail("set no_new_privs", e))?;
-        if sec.seccomp {
-            seccomp::install().map_err(|e| fail("install the seccomp filter", e))?;
-        }
-    }
-    std::env::set_current_dir(&spec.cwd)
-        .map_err(|e| fail(format!("enter the working directory {}", spec.cwd), e))?;
+    // A change of uid made the process undumpable (its /proc entries
+    // root's); the command, after exec, is dumpable again anyway.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+        .map_err(|e| fail("set dumpable", e))?;
     Ok(())
 }

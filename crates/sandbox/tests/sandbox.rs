@@ -457,6 +457,22 @@ fn bind_tmpfs_overlay_and_file_mounts() {
     assert!(names.is_empty(), "{names:?}");
 }
 
+/// As under runc, where PID 1 is the command: the command may read every
+/// /proc entry of PID 1 (`ls -R /`, `find /` must not fail there), as root
+/// and as another user, and PID 1 still forwards signals and reaps.
+#[test]
+fn the_command_reads_pid_1s_proc_entries() {
+    let sb = Sandbox::new();
+    for user in ["", "app", "1000:10"] {
+        let mut s = sb.spec(
+            "ls -R /proc/1 > /dev/null && cat /proc/1/status | grep -c '^Uid' && \
+             ls /proc/1/fdinfo /proc/1/map_files > /dev/null && echo readable",
+        );
+        s.user = user.into();
+        assert_eq!(ok(&s), "1\nreadable\n", "user {user:?}");
+    }
+}
+
 #[test]
 fn user_namespace_maps_root_to_an_unprivileged_range() {
     let sb = Sandbox::new();
