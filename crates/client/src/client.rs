@@ -38,6 +38,20 @@ struct Inner {
     ping_lock: tokio::sync::Mutex<()>,
     /// registry → credential, looked up once (helpers are processes).
     credentials: Mutex<HashMap<String, Option<Credential>>>,
+    /// (registry, verify) → an HTTPS client with the registry's own
+    /// `certs.d` trust (CA roots, client certificate); `None` when the
+    /// registry has no such settings and the shared clients serve it.
+    tls: Mutex<HashMap<(String, bool), Option<reqwest::Client>>>,
+}
+
+/// The settings every HTTP client of a [`Client`] shares.
+fn builder(opts: &ClientOptions) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(opts.user_agent.clone())
+        .connect_timeout(opts.connect_timeout)
+        .read_timeout(opts.read_timeout)
+        .pool_max_idle_per_host(16)
+        .tcp_nodelay(true)
 }
 
 /// Docker Hub's API host: references say `docker.io`.
@@ -136,16 +150,8 @@ impl Client {
     /// default if there is none yet.
     pub fn new(opts: ClientOptions) -> Result<Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder = || {
-            reqwest::Client::builder()
-                .user_agent(opts.user_agent.clone())
-                .connect_timeout(opts.connect_timeout)
-                .read_timeout(opts.read_timeout)
-                .pool_max_idle_per_host(16)
-                .tcp_nodelay(true)
-        };
-        let http = builder().build().map_err(Error::Setup)?;
-        let http_unverified = builder()
+        let http = builder(&opts).build().map_err(Error::Setup)?;
+        let http_unverified = builder(&opts)
             .tls_danger_accept_invalid_certs(true)
             .build()
             .map_err(Error::Setup)?;
@@ -158,6 +164,7 @@ impl Client {
                 bases: Mutex::new(HashMap::new()),
                 ping_lock: tokio::sync::Mutex::new(()),
                 credentials: Mutex::new(HashMap::new()),
+                tls: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -176,13 +183,77 @@ impl Client {
         &self.inner.auth
     }
 
-    /// The underlying HTTP client for `registry` (the unverified one for
-    /// insecure registries).
-    fn http_for(&self, registry: &str, base: &str) -> &reqwest::Client {
-        if base.starts_with("https:") && self.inner.opts.is_insecure(registry) {
-            &self.inner.http_unverified
+    /// The underlying HTTP client for `registry` at `base`: for HTTPS, one
+    /// with the registry's `certs.d` settings if it has any ([`crate::tls`]),
+    /// not verifying certificates for insecure registries.
+    fn http_for(&self, registry: &str, base: &str) -> Result<reqwest::Client> {
+        if !base.starts_with("https:") {
+            return Ok(self.inner.http.clone());
+        }
+        let verify = !self.inner.opts.is_insecure(registry);
+        let key = (registry.to_owned(), verify);
+        if let Some(c) = self.inner.tls.lock().unwrap().get(&key) {
+            return Ok(self.shared_or(c.clone(), verify));
+        }
+        let host = api_host(registry);
+        let names: Vec<&str> = if host == registry {
+            vec![registry]
         } else {
-            &self.inner.http
+            vec![registry, host]
+        };
+        let settings = crate::tls::load(&self.inner.opts.certs_dirs, &names)?;
+        let client = if settings.is_empty() {
+            None
+        } else {
+            let mut b = builder(&self.inner.opts)
+                .tls_certs_merge(settings.roots)
+                .tls_danger_accept_invalid_certs(!verify);
+            if let Some(id) = settings.identity {
+                b = b.identity(id);
+            }
+            Some(b.build().map_err(Error::Setup)?)
+        };
+        self.inner.tls.lock().unwrap().insert(key, client.clone());
+        Ok(self.shared_or(client, verify))
+    }
+
+    fn shared_or(&self, own: Option<reqwest::Client>, verify: bool) -> reqwest::Client {
+        match own {
+            Some(c) => c,
+            None if verify => self.inner.http.clone(),
+            None => self.inner.http_unverified.clone(),
+        }
+    }
+
+    /// An [`Error::Http`] for a failed request, or the TLS error it really
+    /// is (an untrusted certificate, a refused handshake), which says where
+    /// the registry's certificates go.
+    pub(crate) fn http_error(
+        &self,
+        registry: &str,
+        method: &str,
+        url: &str,
+        source: reqwest::Error,
+    ) -> Error {
+        let dirs = self.inner.opts.certs_dirs.clone();
+        match crate::tls::classify(&source) {
+            Some(crate::tls::TlsFailure::Untrusted(reason)) => Error::UntrustedCertificate {
+                registry: registry.to_owned(),
+                url: url.to_owned(),
+                reason,
+                dirs,
+            },
+            Some(crate::tls::TlsFailure::Handshake(reason)) => Error::TlsHandshake {
+                registry: registry.to_owned(),
+                url: url.to_owned(),
+                reason,
+                dirs,
+            },
+            None => Error::Http {
+                method: method.to_owned(),
+                url: url.to_owned(),
+                source,
+            },
         }
     }
 
@@ -245,8 +316,20 @@ impl Client {
                     return Ok(base.clone());
                 }
                 // Only a failure to talk HTTPS at all moves on to plain HTTP.
-                Err(e @ Error::Http { .. }) if fallback_left => last_err = Some(e),
-                Err(e) => return Err(e),
+                Err(
+                    e @ (Error::Http { .. }
+                    | Error::UntrustedCertificate { .. }
+                    | Error::TlsHandshake { .. }),
+                ) if fallback_left => last_err = Some(e),
+                // If plain HTTP fails too, a TLS problem is the better report.
+                Err(e) => {
+                    return Err(match last_err {
+                        Some(
+                            tls @ (Error::UntrustedCertificate { .. } | Error::TlsHandshake { .. }),
+                        ) => tls,
+                        _ => e,
+                    });
+                }
             }
         }
         Err(last_err.expect("at least one candidate"))
@@ -254,7 +337,7 @@ impl Client {
 
     async fn ping_base(&self, registry: &str, base: &str, retry: bool) -> Result<Scheme> {
         let url = format!("{base}/v2/");
-        let http = self.http_for(registry, base);
+        let http = self.http_for(registry, base)?;
         let policy = self.inner.opts.retry;
         let mut attempt = 0;
         loop {
@@ -262,11 +345,7 @@ impl Client {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = Error::Http {
-                        method: "GET".into(),
-                        url: url.clone(),
-                        source: e,
-                    };
+                    let err = self.http_error(registry, "GET", &url, e);
                     if retry && err.is_transient() && attempt + 1 < policy.attempts {
                         tokio::time::sleep(policy.delay(attempt)).await;
                         attempt += 1;
@@ -312,7 +391,8 @@ impl Client {
         let base = self.base_url(registry).await?;
         let cred = self.credential(registry)?;
         let scheme = self.inner.auth.scheme(registry).unwrap_or(Scheme::None);
-        let http = self.http_for(registry, &base);
+        let http = self.http_for(registry, &base)?;
+        let http = &http;
         let allow_http = self.inner.opts.is_insecure(registry);
         if base.starts_with("http:") && !allow_http && cred.is_some() && scheme != Scheme::None {
             return Err(Error::InsecureRealm {
@@ -356,11 +436,7 @@ impl Client {
                     .header(reqwest::header::AUTHORIZATION, header)
                     .send()
                     .await
-                    .map_err(|e| Error::Http {
-                        method: "GET".into(),
-                        url: url.clone(),
-                        source: e,
-                    })?;
+                    .map_err(|e| self.http_error(registry, "GET", &url, e))?;
                 match resp.status().as_u16() {
                     200..=299 => Ok(()),
                     401 => Err(unauthorized("the registry refused the credentials")),
@@ -420,7 +496,8 @@ impl Client {
         } else {
             format!("{base}{target}")
         };
-        let http = self.http_for(registry, &base);
+        let http = self.http_for(registry, &base)?;
+        let http = &http;
         let allow_http = self.inner.opts.is_insecure(registry);
         let configured = self.credential(registry)?;
         // Credentials never travel over plain HTTP to a registry that is
@@ -465,11 +542,7 @@ impl Client {
             let resp = match rb.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = Error::Http {
-                        method: method.to_string(),
-                        url: url.clone(),
-                        source: e,
-                    };
+                    let err = self.http_error(registry, method.as_str(), &url, e);
                     if err.is_transient() && attempt + 1 < policy.attempts {
                         tokio::time::sleep(policy.delay(attempt)).await;
                         attempt += 1;

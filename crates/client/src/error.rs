@@ -57,6 +57,31 @@ pub enum Error {
         "refusing to send credentials for {registry} to {url} over plain HTTP (add the host to the insecure registries to allow it)"
     )]
     InsecureRealm { registry: String, url: String },
+    /// The registry's TLS certificate did not verify (unknown CA, expired,
+    /// issued for another name). `dirs` are the `certs.d` directories where
+    /// a CA certificate for this registry would be read from.
+    #[error(
+        "{registry}: the TLS certificate of {url} is not trusted ({reason}); to trust the CA that issued it, put the CA certificate (PEM, a name ending in .crt) in {}, or list the registry as insecure",
+        certs_hint(dirs, registry, "ca.crt")
+    )]
+    UntrustedCertificate {
+        registry: String,
+        url: String,
+        reason: String,
+        dirs: Vec<PathBuf>,
+    },
+    /// The TLS handshake failed for another reason than our verification
+    /// of the server, typically a server that wants a client certificate.
+    #[error(
+        "{registry}: TLS handshake with {url} failed ({reason}); if the registry requires a client certificate, put it in {} with its key as client.key",
+        certs_hint(dirs, registry, "client.cert")
+    )]
+    TlsHandshake {
+        registry: String,
+        url: String,
+        reason: String,
+        dirs: Vec<PathBuf>,
+    },
     /// A registry name or URL that cannot be used.
     #[error("invalid registry {registry:?}: {message}")]
     BadRegistry { registry: String, message: String },
@@ -132,6 +157,18 @@ fn describe(code: &Option<String>, message: &Option<String>) -> String {
         (Some(c), None) => format!(" ({c})"),
         (None, Some(m)) => format!(" ({m})"),
         (None, None) => String::new(),
+    }
+}
+
+fn certs_hint(dirs: &[PathBuf], registry: &str, file: &str) -> String {
+    let paths: Vec<String> = dirs
+        .iter()
+        .map(|d| d.join(registry).join(file).display().to_string())
+        .collect();
+    match paths.as_slice() {
+        [] => format!("certs.d/{registry}/{file}"),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (or {})", rest.join(" or ")),
     }
 }
 

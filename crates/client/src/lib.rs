@@ -16,6 +16,11 @@
 //! URL ([`Transport`], from `--insecure-registry`, `registries.toml`, `login`
 //! or a mirror's upstream) is reached with that scheme only: `http://`
 //! without trying HTTPS first, `https://` without falling back to HTTP.
+//! TLS trust is per registry, in Docker's `certs.d` layout (berth's
+//! `<config dir>/certs.d/<host[:port]>/` and `/etc/docker/certs.d/…`):
+//! `*.crt` are extra CA roots for that registry only, `*.cert` + `*.key` a
+//! client certificate; a certificate that does not verify is reported as
+//! [`Error::UntrustedCertificate`], naming where a CA certificate goes.
 //!
 //! What it deliberately does not do: print anything (callers render
 //! [`progress::Event`]s), convert or re-serialise manifests (they travel as
@@ -40,6 +45,7 @@ pub mod ops;
 pub mod options;
 pub mod progress;
 pub mod remote;
+mod tls;
 pub mod transfer;
 
 pub use auth::{AuthCache, Challenge, Credential};

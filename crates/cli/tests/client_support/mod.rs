@@ -166,3 +166,136 @@ fn forward(mut client: TcpStream, target: &str, conns: &Mutex<Vec<Conn>>) {
     let _ = server.shutdown(Shutdown::Write);
     let _ = back.join();
 }
+
+/// Starts `berth registry serve` on `bind` (`IP:0`) with `extra` flags.
+pub fn serve_on(bind: &str, root: &Path, extra: &[&str]) -> super::registry_support::Server {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(root)
+        .args(["registry", "serve", "--addr", bind])
+        .args(extra)
+        .env("BERTH_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("berth starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    super::registry_support::Server {
+        child,
+        addr,
+        root: root.to_owned(),
+    }
+}
+
+/// A test CA and certificates it issues, made with openssl.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA (`ca.crt`, `ca.key`).
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=berth test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        Pki { dir }
+    }
+
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+
+    /// Issues `<name>.crt` + `<name>.key` signed by the CA, for `usage`
+    /// (`serverAuth` or `clientAuth`), with `san` (`IP:1.2.3.4`) if given.
+    pub fn issue(&self, name: &str, usage: &str, san: Option<&str>) {
+        let d = self.dir.path();
+        let mut ext = format!(
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
+        );
+        if let Some(s) = san {
+            ext.push_str(&format!("subjectAltName={s}\n"));
+        }
+        std::fs::write(d.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &format!("{name}.crt"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
