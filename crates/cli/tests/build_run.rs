@@ -485,3 +485,25 @@ fn proxy_build_args_reach_run_but_not_the_key_or_history() {
     assert!(again.fully_cached(), "{}", again.stderr);
     assert_eq!(again.id, first.id);
 }
+
+/// Rootless builds are not implemented: a non-root `berth build` says so at
+/// once instead of failing half-way on a chown or a namespace.
+#[test]
+fn a_non_root_build_is_refused_up_front() {
+    let ctx = Ctx::new("FROM busybox\nRUN true\n");
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(common::berth_bin())
+        .arg("--root")
+        .arg(&store)
+        .arg("build")
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("berth build needs root"), "{err}");
+    assert!(!store.exists(), "nothing was written");
+}

@@ -142,6 +142,13 @@ fn parse_output(spec: &str) -> anyhow::Result<Output> {
 
 pub fn run(store: &StoreArgs, args: BuildArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
+    if !args.check && !rustix::process::geteuid().is_root() {
+        anyhow::bail!(
+            "berth build needs root for now: rootless builds (a user namespace with \
+             subordinate ids, as rootless BuildKit does) are not implemented yet; \
+             run it as root (e.g. with sudo), or use --check to only lint"
+        );
+    }
     let snapshots = use_snapshots();
     let store = store.open()?;
     let (context_dir, dockerfile_text, dockerfile_path) = if args.context == "-" {
