@@ -15,7 +15,9 @@
 //! made in the build's scratch directory and renamed into place (a crash
 //! leaves scratch, which the next build reaps); a snapshot that exists is
 //! never written: steps see it through read-only views or as an overlay
-//! lower directory. A RUN step's upper directory and a COPY step's staged
+//! lower directory. Snapshots are not fsynced: each records the boot it was
+//! made in, and one from an earlier boot (perhaps torn by a crash) is
+//! discarded and made again. A RUN step's upper directory and a COPY step's staged
 //! tree *are* their layer, so they become snapshots by rename, never by
 //! re-extraction.
 //!
@@ -75,6 +77,28 @@ impl Snapshots {
         self.dir.join(chain.hex()).join("fs")
     }
 
+    /// Whether snapshot `chain` exists and can be trusted: made since the
+    /// machine booted. Snapshots are written without `fsync` (a synced
+    /// extraction would cost more than it saves), so one made before a
+    /// crash may hold torn files; one from an earlier boot is moved away
+    /// and made again.
+    fn usable(&self, chain: &Digest) -> bool {
+        let dir = self.dir.join(chain.hex());
+        if !dir.join("fs").is_dir() {
+            return false;
+        }
+        if fs::read_to_string(dir.join("boot")).is_ok_and(|b| b == boot_id()) {
+            return true;
+        }
+        let stale = self
+            .dir
+            .join(format!(".stale-{}-{}", chain.hex(), std::process::id()));
+        if fs::rename(&dir, &stale).is_ok() {
+            let _ = fs::remove_dir_all(&stale);
+        }
+        false
+    }
+
     /// The lower directories (topmost first) of the file system made of
     /// `layers`, extracting the layers that have no snapshot yet (in
     /// `scratch`, then renamed into place).
@@ -96,7 +120,7 @@ impl Snapshots {
         let mut out = Vec::with_capacity(layers.len());
         for (layer, chain) in layers.iter().zip(&chains) {
             let dir = self.fs_dir(chain);
-            if !dir.is_dir() {
+            if !self.usable(chain) {
                 self.extract(store, layer, chain, scratch)?;
             }
             out.push(dir);
@@ -114,7 +138,7 @@ impl Snapshots {
     ) -> Result<()> {
         let slot = crate::exec::slot(&self.inflight, chain);
         let _held = slot.lock().expect("snapshot lock");
-        if self.fs_dir(chain).is_dir() {
+        if self.usable(chain) {
             return Ok(());
         }
         let tmp = tempfile::Builder::new()
@@ -138,7 +162,7 @@ impl Snapshots {
     /// that exists already wins and `tree` is left where it is.
     pub(crate) fn commit(&self, chain: &Digest, layer: &Digest, tree: &Path) -> Result<()> {
         let final_dir = self.dir.join(chain.hex());
-        if final_dir.join("fs").is_dir() {
+        if self.usable(chain) {
             return Ok(());
         }
         let parent = tree.parent().unwrap_or(Path::new("/"));
@@ -148,8 +172,10 @@ impl Snapshots {
             .map_err(|e| Error::io("create directory in", parent, e))?;
         let wrapped = wrap.path().join("fs");
         fs::rename(tree, &wrapped).map_err(|e| Error::io("rename", tree, e))?;
-        let meta = wrap.path().join("layer");
-        fs::write(&meta, layer.to_string()).map_err(|e| Error::io("write", &meta, e))?;
+        for (name, text) in [("layer", layer.to_string()), ("boot", boot_id().to_owned())] {
+            let meta = wrap.path().join(name);
+            fs::write(&meta, text).map_err(|e| Error::io("write", &meta, e))?;
+        }
         match fs::rename(wrap.path(), &final_dir) {
             Ok(()) => {
                 // Renamed away: nothing left for the guard to remove.
@@ -161,6 +187,16 @@ impl Snapshots {
             Err(e) => Err(Error::io("rename", &final_dir, e)),
         }
     }
+}
+
+/// This boot of the machine.
+fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    })
 }
 
 /// What [`prune`] removed.

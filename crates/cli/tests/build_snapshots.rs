@@ -178,3 +178,48 @@ fn extracted_layers_keep_whiteouts_and_opaque_directories() {
     );
     assert!(opaque, "no opaque /d in the snapshots");
 }
+
+/// Snapshots are not fsynced: one made before the machine last booted (it
+/// may have been torn by a crash) is made again, not used.
+#[test]
+fn snapshots_from_an_earlier_boot_are_made_again() {
+    let root = store_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest\nRUN cat /bin/busybox > /copy\n",
+    )
+    .unwrap();
+    build(root.path(), ctx.path(), "a", true);
+    let before = snapshots(root.path());
+    assert_eq!(before.len(), 2, "{before:?}");
+    // Pretend every snapshot comes from an earlier boot, and tear one file.
+    for name in before.keys() {
+        let dir = root.path().join("snapshots").join(name);
+        std::fs::write(dir.join("boot"), "an-earlier-boot").unwrap();
+        if dir.join("fs/copy").exists() {
+            std::fs::write(dir.join("fs/copy"), b"").unwrap();
+        }
+    }
+    ok(berth(root.path()).args(["builder", "prune", "--keep-storage", "0"]));
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest\nRUN cat /bin/busybox > /copy\nRUN cmp /copy /bin/busybox\n",
+    )
+    .unwrap();
+    build(root.path(), ctx.path(), "b", true);
+    let after = snapshots(root.path());
+    for (name, ino) in &before {
+        assert_ne!(
+            after.get(name),
+            Some(ino),
+            "snapshot {name} was used, not made again"
+        );
+    }
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    for name in after.keys() {
+        let b =
+            std::fs::read_to_string(root.path().join("snapshots").join(name).join("boot")).unwrap();
+        assert_eq!(b, boot.trim());
+    }
+}
