@@ -28,6 +28,15 @@
 //! credentials over plain HTTP to registries that are neither loopback nor
 //! listed as insecure (a pinned `http://` to such a registry is anonymous).
 //!
+//! Downloads resume: a pull writes each blob into the store's resumable
+//! ingest for its digest ([`berth_content::Partial`]), so a dropped
+//! connection, and equally the next pull after a killed or failed one,
+//! continues with `Range: bytes=N-` from the bytes already there. The whole
+//! blob is verified at the end as always; a registry that ignores `Range`
+//! gets a full download, a partial that proves wrong is replaced by one,
+//! and partials left unresumed for [`transfer::PARTIAL_MAX_AGE`] (or found
+//! by image GC) are removed.
+//!
 //! **Architecture invariant**: nothing downloaded becomes visible in the
 //! store before its digest and size are verified. Blobs stream into content
 //! store ingests and are committed with the expected digest; a pull commits

@@ -2,10 +2,10 @@
 //! resumable blob downloads, uploads (monolithic, chunked, mounted), and
 //! manifest pushes. Each is one method on [`Client`].
 
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::sync::Arc;
 
-use berth_content::{ContentStore, Ingest};
+use berth_content::{ContentStore, FsStore, Ingest, Partial};
 use berth_oci::{Descriptor, Digest, ParsedManifest, media_type};
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
@@ -28,6 +28,49 @@ pub struct UploadOptions {
     /// Repositories on the same registry that may hold the blob already:
     /// the first is offered as a cross-repository mount source.
     pub mount_from: Vec<String>,
+}
+
+/// Where a download writes: a fresh ingest, or a resumable one.
+enum Target<'a> {
+    Fresh {
+        store: &'a dyn ContentStore,
+        ingest: Box<dyn Ingest>,
+    },
+    Partial(Box<Partial>),
+}
+
+impl Target<'_> {
+    fn ingest(&mut self) -> &mut dyn Ingest {
+        match self {
+            Target::Fresh { ingest, .. } => ingest.as_mut(),
+            Target::Partial(p) => p.as_mut(),
+        }
+    }
+
+    /// Starts from zero bytes.
+    fn restart(&mut self) -> Result<()> {
+        match self {
+            Target::Fresh { store, ingest } => {
+                *ingest = store.ingest(ingest.digest().algorithm())?;
+            }
+            Target::Partial(p) => p.restart()?,
+        }
+        Ok(())
+    }
+
+    /// Throws the bytes away, file and all (an ordinary ingest goes when dropped).
+    fn discard(self) {
+        if let Target::Partial(p) = self {
+            let _ = (*p).discard();
+        }
+    }
+
+    fn finish(self) -> Box<dyn Ingest> {
+        match self {
+            Target::Fresh { ingest, .. } => ingest,
+            Target::Partial(p) => p,
+        }
+    }
 }
 
 fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
@@ -340,13 +383,119 @@ impl Client {
         store: &dyn ContentStore,
         progress: &ProgressSink,
     ) -> Result<Box<dyn Ingest>> {
+        let ingest = store.ingest(desc.digest.algorithm())?;
+        self.fetch_into(
+            registry,
+            repo,
+            desc,
+            Target::Fresh { store, ingest },
+            progress,
+        )
+        .await
+    }
+
+    /// Like [`Client::fetch_blob`], into the store's resumable ingest for
+    /// the blob ([`berth_content::Partial`]): bytes an earlier, interrupted
+    /// download left (a killed `berth pull`) are kept and the download
+    /// continues with `Range: bytes=N-`. The whole blob is still verified;
+    /// a registry that ignores `Range` gets a full download, and a partial
+    /// whose bytes turn out wrong is thrown away and fetched again in full.
+    /// Falls back to an ordinary ingest while another process is fetching
+    /// the same blob.
+    pub async fn fetch_blob_resumable(
+        &self,
+        registry: &str,
+        repo: &str,
+        desc: &Descriptor,
+        store: &FsStore,
+        progress: &ProgressSink,
+    ) -> Result<Box<dyn Ingest>> {
+        match store.ingest_resumable(&desc.digest)? {
+            Some(p) => {
+                self.fetch_into(registry, repo, desc, Target::Partial(Box::new(p)), progress)
+                    .await
+            }
+            None => self.fetch_blob(registry, repo, desc, store, progress).await,
+        }
+    }
+
+    async fn fetch_into(
+        &self,
+        registry: &str,
+        repo: &str,
+        desc: &Descriptor,
+        mut target: Target<'_>,
+        progress: &ProgressSink,
+    ) -> Result<Box<dyn Ingest>> {
+        match self
+            .fetch_loop(registry, repo, desc, &mut target, progress)
+            .await
+        {
+            Ok(()) => Ok(target.finish()),
+            Err(e) => {
+                // Wrong bytes are never kept for resuming; neither is an
+                // empty partial. What arrived before a network failure is.
+                let wrong = matches!(e, Error::DigestMismatch { .. } | Error::SizeMismatch { .. });
+                if wrong || target.ingest().size() == 0 {
+                    target.discard();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Fills `target` with the blob's verified bytes.
+    async fn fetch_loop(
+        &self,
+        registry: &str,
+        repo: &str,
+        desc: &Descriptor,
+        target: &mut Target<'_>,
+        progress: &ProgressSink,
+    ) -> Result<()> {
         let path = format!("/v2/{repo}/blobs/{}", desc.digest);
         let scopes = pull_scope(repo);
         let policy = self.options().retry;
-        let mut ingest = store.ingest(desc.digest.algorithm())?;
+        let mismatch = |actual: Digest| Error::DigestMismatch {
+            what: format!("blob from {registry}/{repo}"),
+            expected: desc.digest.clone(),
+            actual,
+        };
+        // Bytes left by an earlier download: continue from them, unless
+        // they cannot be a prefix of this blob.
+        let mut from_partial = target.ingest().size() > 0;
+        if target.ingest().size() > desc.size {
+            target.restart()?;
+            from_partial = false;
+        }
+        if from_partial {
+            let offset = target.ingest().size();
+            progress.emit(Event::BlobResumed {
+                digest: desc.digest.clone(),
+                offset,
+            });
+            progress.emit(Event::BlobProgress {
+                digest: desc.digest.clone(),
+                done: offset,
+                total: desc.size,
+            });
+        }
         let mut failures = 0u32;
         loop {
-            let offset = ingest.size();
+            let offset = target.ingest().size();
+            if offset == desc.size && offset > 0 {
+                // Everything is here already (a complete partial).
+                let actual = target.ingest().digest();
+                if actual == desc.digest {
+                    return Ok(());
+                }
+                if from_partial {
+                    from_partial = false;
+                    target.restart()?;
+                    continue;
+                }
+                return Err(mismatch(actual));
+            }
             let mut resp = self
                 .send(registry, &scopes, Method::GET, &path, &|rb| {
                     if offset > 0 {
@@ -361,7 +510,7 @@ impl Client {
                 200 => {
                     if offset > 0 {
                         // The registry ignored Range: start over.
-                        ingest = store.ingest(desc.digest.algorithm())?;
+                        target.restart()?;
                     }
                 }
                 206 if offset > 0 => {
@@ -392,6 +541,7 @@ impl Client {
             loop {
                 match resp.chunk().await {
                     Ok(Some(c)) => {
+                        let ingest = target.ingest();
                         let written = ingest.size();
                         if written + c.len() as u64 > desc.size {
                             return Err(Error::SizeMismatch {
@@ -416,7 +566,7 @@ impl Client {
                     }
                 }
             }
-            let got = ingest.size();
+            let got = target.ingest().size();
             if cut_short.is_none() && got < desc.size {
                 cut_short = Some(Error::SizeMismatch {
                     digest: desc.digest.clone(),
@@ -427,6 +577,7 @@ impl Client {
             if let Some(err) = cut_short {
                 failures += 1;
                 if failures >= policy.attempts {
+                    // A resumable ingest keeps what arrived for next time.
                     return Err(err);
                 }
                 progress.emit(Event::BlobRetry {
@@ -437,15 +588,18 @@ impl Client {
                 tokio::time::sleep(policy.delay(failures - 1)).await;
                 continue;
             }
-            let actual = ingest.digest();
+            let actual = target.ingest().digest();
             if actual != desc.digest {
-                return Err(Error::DigestMismatch {
-                    what: format!("blob from {registry}/{repo}"),
-                    expected: desc.digest.clone(),
-                    actual,
-                });
+                if from_partial {
+                    // The bytes left earlier were not a prefix of this
+                    // blob: fetch it whole once.
+                    from_partial = false;
+                    target.restart()?;
+                    continue;
+                }
+                return Err(mismatch(actual));
             }
-            return Ok(ingest);
+            return Ok(());
         }
     }
 

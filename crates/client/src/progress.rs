@@ -51,6 +51,9 @@ pub enum Event {
         done: u64,
         total: u64,
     },
+    /// A download continues from `offset` bytes that an earlier,
+    /// interrupted pull left in the store.
+    BlobResumed { digest: Digest, offset: u64 },
     /// A transfer failed transiently and is being retried (or resumed at `resume_at`).
     BlobRetry {
         digest: Digest,

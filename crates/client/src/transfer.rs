@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::ops::UploadOptions;
 use crate::progress::{BlobOutcome, Direction, Event, ProgressSink};
 
+/// How long an interrupted download's bytes wait to be resumed.
+pub const PARTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// How to pull.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -150,6 +153,9 @@ pub async fn pull(
     opts: &PullOptions,
 ) -> Result<Pulled> {
     let guard = store.write_guard()?;
+    // Partial downloads nobody resumed for a week are garbage (image GC
+    // removes them too). Best effort: a pull does not fail over this.
+    let _ = store.content().clean_partials_older_than(PARTIAL_MAX_AGE);
     let registry = reference.domain();
     let repo = reference.path();
     let progress = &opts.progress;
@@ -392,7 +398,7 @@ async fn download_all(
                 direction: Direction::Download,
             });
             let ingest = client
-                .fetch_blob(&registry, &repo, &d, store.content(), &progress)
+                .fetch_blob_resumable(&registry, &repo, &d, store.content(), &progress)
                 .await?;
             progress.emit(Event::BlobDone {
                 digest: d.digest.clone(),

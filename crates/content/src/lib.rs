@@ -6,7 +6,10 @@
 //!   written and are invisible to readers until **commit**;
 //! - **commit** checks the expected size and digest, makes the bytes durable
 //!   and publishes them atomically. A failed or abandoned ingest leaves
-//!   nothing visible.
+//!   nothing visible;
+//! - a **partial** ([`Partial`], filesystem store only) is a resumable
+//!   ingest named after the digest it should have: what a killed writer
+//!   left is continued by the next one, and verified whole at commit.
 //!
 //! What it deliberately does not do: know about manifests, tags or images
 //! (that is `berth-image`), or decide what is garbage. [`ContentStore::delete`]
@@ -20,6 +23,7 @@
 
 mod fs;
 mod mem;
+mod partial;
 pub mod testsuite;
 
 use std::io::{self, Read, Seek, Write};
@@ -29,6 +33,7 @@ use berth_oci::{Algorithm, Digest};
 
 pub use fs::FsStore;
 pub use mem::MemStore;
+pub use partial::Partial;
 
 /// Errors from a content store. Callers match on the variant, never on text.
 #[derive(Debug, thiserror::Error)]

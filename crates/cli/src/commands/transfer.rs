@@ -169,6 +169,10 @@ impl Drawer {
                     bar.set_position(*done);
                 }
             }
+            Event::BlobResumed { digest, offset } => self.line(format!(
+                "{}: resuming at byte {offset} (left by an interrupted pull)",
+                short(digest)
+            )),
             Event::BlobRetry {
                 digest,
                 resume_at,
