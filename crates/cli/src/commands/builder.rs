@@ -13,15 +13,17 @@ use super::util::{StoreArgs, gc_roots, human_size};
 
 #[derive(Debug, Subcommand)]
 pub enum BuilderCommand {
-    /// Remove the build cache: step records, RUN cache mounts, extracted
-    /// layer snapshots, and the layers only the cache kept alive.
+    /// Remove the build cache: step records, RUN cache mounts, the layers
+    /// only the cache kept alive and their snapshots (with --all, every
+    /// layer snapshot).
     Prune(PruneArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
-    /// Remove all unused build cache (records and RUN cache mounts). berth's
-    /// cache has no dangling entries, so this is also what a plain prune does.
+    /// Also remove the layer snapshots of images still in the store (they
+    /// are made again when a build needs them). Step records and RUN cache
+    /// mounts go either way: berth's cache has no dangling entries.
     #[arg(short, long)]
     all: bool,
     /// Keep this much cache (e.g. 500MB, 2GiB): drop the least recently used
@@ -64,11 +66,13 @@ pub fn run(store: &StoreArgs, cmd: BuilderCommand) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        BuilderCommand::Prune(_) => {
+        BuilderCommand::Prune(args) => {
             let store = store.open()?;
             let pruned = berth_build::run::prune(store.root())?;
             let report = store.gc_with(false, &gc_roots())?;
-            let snaps = berth_build::snapshots::prune(&store, true)?;
+            // Images keep their layers' snapshots (as docker keeps its
+            // images unpacked) unless --all.
+            let snaps = berth_build::snapshots::prune(&store, args.all)?;
             println!(
                 "Deleted {} cache records, {} cache mounts and {} layer snapshots{}",
                 pruned.cache_records,
