@@ -8,7 +8,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # golang-go: Go's standard library as an oracle (shell, dockerignore);
 # tmux: the dive TUI tests; wrk, hyperfine, time: benchmarks.
 apt_pkgs=(skopeo busybox-static umoci hyperfine debootstrap tar docker.io containerd
-  docker-registry golang-go tmux wrk openssl curl time apache2-utils)
+  docker-registry golang-go tmux wrk openssl curl time apache2-utils iproute2
+  python3)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

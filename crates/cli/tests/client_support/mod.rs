@@ -44,22 +44,41 @@ impl Env {
     }
 }
 
-/// The host's first non-loopback IPv4 address (`hostname -I`): registries
-/// bound there are not loopback, so berth verifies their certificates and
-/// does not allow them plain HTTP by default.
+/// A non-loopback IPv4 address of this host: registries bound there are
+/// not loopback, so berth verifies their certificates and does not allow
+/// them plain HTTP by default. The first from `hostname -I`; on a machine
+/// with none (a CI box without a network), one on a dummy interface made
+/// for the tests (`berth-test0`, 192.0.2.77/32, a documentation address).
 pub fn host_ip() -> String {
-    let out = Command::new("hostname")
-        .arg("-I")
-        .output()
-        .expect("hostname runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.split_whitespace()
-        .find(|a| {
-            a.parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| !ip.is_loopback())
-        })
-        .unwrap_or_else(|| panic!("no non-loopback IPv4 address in `hostname -I`: {text:?}"))
-        .to_owned()
+    static IP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IP.get_or_init(|| {
+        let find = || {
+            let out = Command::new("hostname")
+                .arg("-I")
+                .output()
+                .expect("hostname runs");
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .find(|a| {
+                    a.parse::<std::net::Ipv4Addr>()
+                        .is_ok_and(|ip| !ip.is_loopback())
+                })
+                .map(str::to_owned)
+        };
+        if let Some(ip) = find() {
+            return ip;
+        }
+        for args in [
+            &["link", "add", "berth-test0", "type", "dummy"][..],
+            &["addr", "add", "192.0.2.77/32", "dev", "berth-test0"],
+            &["link", "set", "berth-test0", "up"],
+        ] {
+            // Another test process may have made it already.
+            let _ = Command::new("ip").args(args).status();
+        }
+        find().expect("no non-loopback IPv4 address, even after adding berth-test0")
+    })
+    .clone()
 }
 
 /// One connection seen by a [`Sniffer`].
