@@ -150,7 +150,12 @@ impl Upstream {
         let registry = self.registry.clone();
         let message = berth_client::error_chain(&e);
         match e {
-            E::Http { .. } | E::Token { .. } => UpstreamError::Unavailable { registry, message },
+            // A certificate that no longer verifies or a failed handshake is
+            // the upstream being unreachable to us: cached content stands in.
+            E::Http { .. }
+            | E::Token { .. }
+            | E::UntrustedCertificate { .. }
+            | E::TlsHandshake { .. } => UpstreamError::Unavailable { registry, message },
             E::Status { status: 429, .. } => UpstreamError::RateLimited { registry, message },
             E::Status { status, .. } if status >= 500 || status == 408 => {
                 UpstreamError::Unavailable { registry, message }
