@@ -9,7 +9,7 @@
 #   - 20 skopeo pulls at once of the uncached image, counting the upstream's
 #     GETs of the 50 MB layer (from its access log).
 # Prints hyperfine medians and the ratios.
-# Usage: scripts/bench/mirror.sh [RUNS]   (default 5)
+# Usage: scripts/bench/mirror.sh [RUNS]   (default 5; BERTH_BIN=PATH to skip the build)
 # Needs: skopeo, docker-registry, hyperfine, curl, python3, debootstrap
 # (scripts/install-test-deps.sh).
 set -euo pipefail
@@ -50,8 +50,12 @@ runs=${1:-5}
 for t in skopeo docker-registry hyperfine curl python3; do
   command -v "$t" >/dev/null || { echo "missing $t (scripts/install-test-deps.sh)" >&2; exit 1; }
 done
-cargo build --release -q -p berth-cli
-export BERTH_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
+# BERTH_BIN=PATH benchmarks that binary instead of building one.
+if [ -z "${BERTH_BIN:-}" ]; then
+  cargo build --release -q -p berth-cli
+  BERTH_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
+fi
+export BERTH_BIN
 rootfs=$(scripts/fixtures/debian-minbase.sh)
 W=$(mktemp -d /var/tmp/berth-mirrorbench.XXXXXX)
 export W
@@ -117,9 +121,12 @@ hf() { # NAME JSON hyperfine-args...
 hf "direct from the upstream" direct --prepare "rm -rf $W/out" "$(pull "$UP")"
 hf "berth mirror, cold" berth-cold --prepare "$self _start berth" "$(pull "$BERTH_ADDR")"
 hf "distribution proxy, cold" dist-cold --prepare "$self _start dist" "$(pull "$DIST_ADDR")"
-# Warm: caches filled by one pull, then measured.
+# Warm: caches filled by one pull, then measured. `sync` first: the fills'
+# (and the cold runs') dirty pages are written back before measuring, not
+# during whichever warm runs come first.
 "$self" _start berth && eval "$(pull "$BERTH_ADDR")"
 "$self" _start dist && eval "$(pull "$DIST_ADDR")"
+sync
 hf "berth mirror, warm" berth-warm --prepare "rm -rf $W/out" "$(pull "$BERTH_ADDR")"
 hf "distribution proxy, warm" dist-warm --prepare "rm -rf $W/out" "$(pull "$DIST_ADDR")"
 

@@ -851,6 +851,11 @@ fn concurrent_blob_requests_share_one_streaming_upstream_fetch() {
                 panic!("only {i} of 20 clients got bytes before the upstream finished")
             });
     }
+    // The bytes are written once: clients read the ingest file itself.
+    let ingests = std::fs::read_dir(mroot.path().join("ingest"))
+        .unwrap()
+        .count();
+    assert_eq!(ingests, 1, "one ingest file while the blob streams");
     px.release();
     for c in clients {
         let r = c.join().unwrap();

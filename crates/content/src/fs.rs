@@ -51,6 +51,42 @@ impl FsStore {
             .join(digest.hex())
     }
 
+    /// Starts an ingest whose bytes can be read while it is written: next
+    /// to the ingest comes a second handle on its file, for positioned reads
+    /// (`FileExt::read_at`) of what the writer has flushed
+    /// ([`Write::flush`](std::io::Write::flush) on the ingest). The handle
+    /// stays valid whatever becomes of the ingest: after a commit it reads
+    /// the committed blob (the same file, renamed), after a discard an
+    /// unlinked file.
+    ///
+    /// This is for a writer that streams to readers while it stores (the
+    /// registry's pull-through mirror): the bytes are written once. What
+    /// the readers see is not verified: telling them when it is (after
+    /// [`Ingest::digest`] matched) is the caller's job.
+    pub fn ingest_followed(&self, algorithm: Algorithm) -> Result<(Box<dyn Ingest>, File)> {
+        let ingest = self.new_ingest(algorithm)?;
+        let reader = ingest
+            .file
+            .get_ref()
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io("duplicate", ingest.file.get_ref().path(), e))?;
+        Ok((Box::new(ingest), reader))
+    }
+
+    fn new_ingest(&self, algorithm: Algorithm) -> Result<FsIngest> {
+        let dir = self.ingest_dir();
+        let file = tempfile::Builder::new()
+            .prefix("ingest-")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io("create ingest file in", &dir, e))?;
+        Ok(FsIngest {
+            store: self.clone(),
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            digester: algorithm.digester(),
+        })
+    }
+
     fn ingest_dir(&self) -> PathBuf {
         self.root.join("ingest")
     }
@@ -118,16 +154,7 @@ impl ContentStore for FsStore {
     }
 
     fn ingest(&self, algorithm: Algorithm) -> Result<Box<dyn Ingest>> {
-        let dir = self.ingest_dir();
-        let file = tempfile::Builder::new()
-            .prefix("ingest-")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io("create ingest file in", &dir, e))?;
-        Ok(Box::new(FsIngest {
-            store: self.clone(),
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
-            digester: algorithm.digester(),
-        }))
+        Ok(Box::new(self.new_ingest(algorithm)?))
     }
 
     fn delete(&self, digest: &Digest) -> Result<bool> {

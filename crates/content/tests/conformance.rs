@@ -28,3 +28,38 @@ fn fs_store_commit_leaves_no_ingest_files() {
         b"a"
     );
 }
+
+#[test]
+fn fs_store_followed_ingest_is_readable_while_written_and_after() {
+    use berth_content::{ContentStore, Expected};
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path()).unwrap();
+    let (mut w, reader) = store.ingest_followed(berth_oci::Algorithm::Sha256).unwrap();
+    w.write_all(b"hello, ").unwrap();
+    w.flush().unwrap();
+    // Flushed bytes are readable at once, and invisible as a blob.
+    let mut buf = [0u8; 7];
+    reader.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"hello, ");
+    let d = berth_oci::Digest::sha256_of(b"hello, reader");
+    assert!(store.info(&d).unwrap().is_none());
+    w.write_all(b"reader").unwrap();
+    w.commit(Expected::exact(d.clone(), 13)).unwrap();
+    // The handle reads the committed blob; no ingest file is left.
+    let mut all = [0u8; 13];
+    reader.read_exact_at(&mut all, 0).unwrap();
+    assert_eq!(&all, b"hello, reader");
+    assert_eq!(store.read_all(&d).unwrap(), b"hello, reader");
+    assert!(store.list_ingests().unwrap().is_empty());
+    // A discarded ingest leaves no file, but its reader still reads.
+    let (mut w, reader) = store.ingest_followed(berth_oci::Algorithm::Sha256).unwrap();
+    w.write_all(b"gone").unwrap();
+    w.flush().unwrap();
+    drop(w);
+    assert!(store.list_ingests().unwrap().is_empty());
+    let mut buf = [0u8; 4];
+    reader.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"gone");
+}

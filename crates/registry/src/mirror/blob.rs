@@ -2,11 +2,13 @@
 //! once and streamed to every client that asks while the fetch runs.
 //!
 //! A fetch (a *flight*) runs in its own task. It writes what the upstream
-//! sends twice, on two writer threads running side by side: into a
-//! content-store ingest (hashing as it goes; committed only if the digest
-//! matches) and into an anonymous *spool* file that clients read from at
-//! their own pace. Clients are told how far the spool is written through a
-//! `watch` channel.
+//! sends once, into a content-store ingest (hashing as it goes; committed
+//! only if the digest matches), and clients read that same file at their
+//! own pace through a second handle on it
+//! ([`FsStore::ingest_followed`](berth_content::FsStore::ingest_followed)),
+//! which stays valid when the commit renames the file into `blobs/`.
+//! Clients are told how far the file is written (flushed) through a `watch`
+//! channel.
 //!
 //! Nothing unverified is ever served as final: while the flight runs, a
 //! client gets every byte but the last of its response; the last one goes
@@ -18,8 +20,8 @@
 use std::io::{self, Write as _};
 use std::os::unix::fs::FileExt as _;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -38,17 +40,17 @@ use crate::registry::Registry;
 use crate::routes;
 use crate::storage::MetaStore;
 
-/// Bytes read from the spool per step.
+/// Bytes read from the ingest file per step.
 const READ_CHUNK: usize = 256 << 10;
-/// At most this much is written to the spool between two notifications.
-const SPOOL_BATCH: u64 = 1 << 20;
+/// At most this much is written to the ingest file between two notifications.
+const WRITE_BATCH: u64 = 1 << 20;
 
 /// Where a flight is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum State {
     /// Waiting for the upstream's response.
     Connecting,
-    /// Receiving; `written` bytes are in the spool.
+    /// Receiving; `written` bytes are in the file.
     Streaming,
     /// Everything arrived and matched the digest.
     Verified,
@@ -68,7 +70,9 @@ pub(crate) struct Progress {
 pub(crate) struct BlobFlight {
     /// The repository the fetch asks the upstream for.
     pub repo: String,
-    spool: std::fs::File,
+    /// A reading handle on the ingest (later the blob) file; set before
+    /// the state becomes [`State::Streaming`].
+    file: OnceLock<std::fs::File>,
     progress: watch::Sender<Progress>,
 }
 
@@ -204,8 +208,6 @@ fn join_or_start(
     if reg.content.info(d)?.is_some() {
         return Ok(None);
     }
-    let spool = tempfile::tempfile_in(reg.content.root().join("ingest"))
-        .map_err(|e| ApiError::internal(format!("create spool file: {e}")))?;
     let (progress, _) = watch::channel(Progress {
         state: State::Connecting,
         size: None,
@@ -213,7 +215,7 @@ fn join_or_start(
     });
     let f = Arc::new(BlobFlight {
         repo: t.repo.clone(),
-        spool,
+        file: OnceLock::new(),
         progress,
     });
     map.insert(key.clone(), f.clone());
@@ -273,36 +275,31 @@ async fn fetch(
     {
         return Err(too_large(n));
     }
+    // One file: the ingest, which clients read while it is written.
+    let (ingest, reader) = reg.content.ingest_followed(d.algorithm())?;
+    let _ = flight.file.set(reader);
     flight.progress.send_modify(|p| {
         p.state = State::Streaming;
         p.size = resp.size;
     });
-    let ingest = reg.content.ingest(d.algorithm())?;
-    // Two writer threads, so that clients get bytes at the speed of the
-    // spool while hashing proceeds in parallel: one fills the spool (and
-    // tells clients how far it is), one the ingest (which hashes).
+    // The writer thread hashes and writes what arrives, flushes, and tells
+    // clients how far the file is written.
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
-    let (itx, mut irx) = mpsc::channel::<Bytes>(64);
     let f = flight.clone();
-    let spooler = tokio::task::spawn_blocking(move || -> io::Result<()> {
-        while let Some(b) = rx.blocking_recv() {
-            (&f.spool).write_all(&b)?;
-            let mut n = b.len() as u64;
-            // Whatever else has arrived goes out with one notification.
-            while n < SPOOL_BATCH
-                && let Ok(b) = rx.try_recv()
-            {
-                (&f.spool).write_all(&b)?;
-                n += b.len() as u64;
-            }
-            f.progress.send_modify(|p| p.written += n);
-        }
-        Ok(())
-    });
     let writer = tokio::task::spawn_blocking(move || -> io::Result<Box<dyn Ingest>> {
         let mut ingest = ingest;
-        while let Some(b) = irx.blocking_recv() {
+        while let Some(b) = rx.blocking_recv() {
             ingest.write_all(&b)?;
+            let mut n = b.len() as u64;
+            // Whatever else has arrived goes out with one notification.
+            while n < WRITE_BATCH
+                && let Ok(b) = rx.try_recv()
+            {
+                ingest.write_all(&b)?;
+                n += b.len() as u64;
+            }
+            ingest.flush()?;
+            f.progress.send_modify(|p| p.written += n);
         }
         Ok(ingest)
     });
@@ -331,21 +328,17 @@ async fn fetch(
                 if limit > 0 && received > limit {
                     break Err(too_large(received));
                 }
-                if itx.send(b.clone()).await.is_err() || tx.send(b).await.is_err() {
-                    break Ok(()); // a writer failed; its error follows
+                if tx.send(b).await.is_err() {
+                    break Ok(()); // the writer failed; its error follows
                 }
             }
         }
     };
-    drop((tx, itx));
+    drop(tx);
     let ingest = writer
         .await
         .map_err(|e| Failure::internal(e.to_string()))?
         .map_err(|e| Failure::internal(format!("write {d}: {e}")))?;
-    spooler
-        .await
-        .map_err(|e| Failure::internal(e.to_string()))?
-        .map_err(|e| Failure::internal(format!("write the spool of {d}: {e}")))?;
     outcome?;
     let size = ingest.size();
     if let Some(n) = resp.size
@@ -369,7 +362,7 @@ async fn fetch(
     }
     // Clients may now finish; committing (fsync) is off their path.
     flight.set(State::Verified);
-    let (mm, tt, dd) = (m.clone(), t.clone(), d.clone());
+    let (rr, mm, tt, dd, ff) = (reg.clone(), m.clone(), t.clone(), d.clone(), flight.clone());
     tokio::task::spawn_blocking(move || -> Result<(), Failure> {
         let _guard = guard;
         // Linked first: a request between the two finds the link and joins
@@ -377,13 +370,21 @@ async fn fetch(
         mm.sources[tt.upstream].meta.link_blob(&tt.repo, &dd)?;
         ingest.commit(Expected::exact(dd.clone(), size))?;
         mm.cache.record(&dd, size);
+        // These bytes were hashed on their way in: serving the committed
+        // file need not hash them again. (If the commit found the blob
+        // already there, this key names our discarded file, not the blob,
+        // and never matches.)
+        if let Some(meta) = ff.file.get().and_then(|f| f.metadata().ok()) {
+            rr.verified
+                .insert(crate::registry::VerifiedCache::key(&dd, &meta));
+        }
         Ok(())
     })
     .await
     .map_err(|e| Failure::internal(e.to_string()))?
 }
 
-/// A response streaming the flight's spool.
+/// A response streaming the flight's file.
 async fn respond(
     reg: &Arc<Registry>,
     m: &Arc<Mirror>,
@@ -469,7 +470,7 @@ async fn respond(
     ))
 }
 
-/// Sends spool bytes `[start, end)` to a client as the flight writes them,
+/// Sends bytes `[start, end)` to a client as the flight writes them,
 /// holding the last byte back until the blob is verified. Returns how many
 /// bytes were sent.
 async fn pump(
@@ -507,8 +508,12 @@ async fn pump(
             let f = flight.clone();
             let at = pos;
             let read = tokio::task::spawn_blocking(move || {
+                let file = f
+                    .file
+                    .get()
+                    .ok_or_else(|| io::Error::other("the blob fetch has no file"))?;
                 let mut buf = vec![0u8; n];
-                f.spool.read_exact_at(&mut buf, at).map(|()| buf)
+                file.read_exact_at(&mut buf, at).map(|()| buf)
             })
             .await;
             let chunk = match read {
