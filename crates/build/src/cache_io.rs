@@ -14,8 +14,9 @@
 //!
 //! Import rules: a record already present locally is never overwritten;
 //! every blob is verified (digest and size) as it is committed to the
-//! content store, and a blob that does not verify refuses its record (and
-//! only it: each record is imported whole or not at all); records are
+//! content store and uncompressed once to check the record's diff_id, and a
+//! blob that does not verify refuses its record (and only it: each record
+//! is imported whole or not at all); records are
 //! written to a temporary file and renamed into place, after their layer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -468,6 +469,17 @@ pub fn read_config(source: &dyn CacheSource) -> Result<Option<(ImageManifest, Ca
     Ok(Some((m, config)))
 }
 
+/// The digest of a stored layer's uncompressed bytes (its diff_id).
+fn uncompressed_digest(store: &ImageStore, l: &Descriptor) -> std::result::Result<Digest, String> {
+    let compression = media_type::Compression::of_layer(&l.media_type)
+        .ok_or_else(|| format!("{:?} is not a layer media type", l.media_type))?;
+    let blob = store.content().open(&l.digest).map_err(|e| e.to_string())?;
+    let mut r = berth_image::archive::decompress(blob, compression).map_err(|e| e.to_string())?;
+    let mut d = berth_oci::Algorithm::Sha256.digester();
+    std::io::copy(&mut r, &mut d).map_err(|e| format!("uncompressing: {e}"))?;
+    Ok(d.finish())
+}
+
 /// Imports the records of `source` into the store's build cache (see the
 /// module documentation for the rules). A missing cache is reported as
 /// `found: false`; blobs that do not verify are in `refused`.
@@ -484,8 +496,8 @@ pub fn import(store: &ImageStore, source: &dyn CacheSource) -> Result<ImportRepo
     let listed: BTreeSet<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
     let dir = records_dir(store);
     fs::create_dir_all(&dir).map_err(|e| CacheIoError::io("create directory", &dir, e))?;
-    // Each blob is fetched once: its outcome, by digest.
-    let mut fetched: HashMap<Digest, std::result::Result<(), String>> = HashMap::new();
+    // Each blob is fetched and uncompressed once: its diff_id, or why not.
+    let mut fetched: HashMap<Digest, std::result::Result<Digest, String>> = HashMap::new();
     for r in &config.records {
         let path = dir.join(r.key.hex());
         if path.exists() {
@@ -513,11 +525,20 @@ pub fn import(store: &ImageStore, source: &dyn CacheSource) -> Result<ImportRepo
                                 }
                             }
                         }
-                    };
+                    }
+                    .and_then(|()| uncompressed_digest(store, l));
                     fetched.insert(l.digest.clone(), o.clone());
                     o
                 }
             };
+            // A record whose diff_id is not its layer's would make images
+            // whose configs lie about their layers.
+            let outcome = outcome.and_then(|actual| match &r.diff_id {
+                Some(d) if *d != actual => Err(format!(
+                    "the layer uncompresses to {actual}, not to the record's diff_id {d}"
+                )),
+                _ => Ok(()),
+            });
             if let Err(reason) = outcome {
                 report.refused.push(CacheIoError::BadBlob {
                     source_name: name.clone(),

@@ -118,10 +118,10 @@ impl Snapshots {
         }
         let chains = chain_ids(diff_ids);
         let mut out = Vec::with_capacity(layers.len());
-        for (layer, chain) in layers.iter().zip(&chains) {
+        for ((layer, chain), diff_id) in layers.iter().zip(&chains).zip(diff_ids) {
             let dir = self.fs_dir(chain);
             if !self.usable(chain) {
-                self.extract(store, layer, chain, scratch)?;
+                self.extract(store, layer, diff_id, chain, scratch)?;
             }
             out.push(dir);
         }
@@ -133,6 +133,7 @@ impl Snapshots {
         &self,
         store: &ImageStore,
         layer: &Descriptor,
+        diff_id: &Digest,
         chain: &Digest,
         scratch: &Path,
     ) -> Result<()> {
@@ -149,11 +150,27 @@ impl Snapshots {
         let compression = Compression::of_layer(&layer.media_type).unwrap_or(Compression::None);
         let r = berth_image::archive::decompress(store.content().open(&layer.digest)?, compression)
             .map_err(|e| Error::io("decompress", layer.digest.to_string(), e))?;
+        // The snapshot is named by diff_ids: the layer must be what its
+        // diff_id says, or a lying config (or cache record) would plant
+        // its content under another layer's name for every later build.
+        let mut hashed = Hashing {
+            inner: r,
+            digester: diff_id.algorithm().digester(),
+        };
         let opts = berth_layer::apply::ApplyOptions {
             overlay: true,
             ..Default::default()
         };
-        berth_layer::apply::apply_layer(&tree, r, &opts)?;
+        berth_layer::apply::apply_layer(&tree, &mut hashed, &opts)?;
+        std::io::copy(&mut hashed, &mut std::io::sink())
+            .map_err(|e| Error::io("decompress", layer.digest.to_string(), e))?;
+        let actual = hashed.digester.finish();
+        if &actual != diff_id {
+            return Err(Error::InvalidImage(format!(
+                "layer {} uncompresses to {actual}, not to its diff_id {diff_id}",
+                layer.digest
+            )));
+        }
         self.commit(chain, &layer.digest, &tree)
     }
 
@@ -186,6 +203,20 @@ impl Snapshots {
             Err(_) if final_dir.join("fs").is_dir() => Ok(()),
             Err(e) => Err(Error::io("rename", &final_dir, e)),
         }
+    }
+}
+
+/// A reader that digests what passes through.
+struct Hashing<R> {
+    inner: R,
+    digester: berth_oci::Digester,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digester.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -322,6 +353,53 @@ impl Drop for View {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layer is extracted only as what its diff_id says: a wrong diff_id
+    /// is refused and leaves no snapshot.
+    #[test]
+    fn extraction_checks_the_diff_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(tmp.path().join("store")).unwrap();
+        let tree = tmp.path().join("tree");
+        fs::create_dir_all(tree.join("etc")).unwrap();
+        fs::write(tree.join("etc/greeting"), "hello\n").unwrap();
+        let w = berth_image::layer_writer::LayerWriter::new(&store, Compression::Gzip).unwrap();
+        let (w, _) = berth_layer::write::write_layer(
+            &tree,
+            berth_layer::write::Source::Tree,
+            &Default::default(),
+            w,
+        )
+        .unwrap();
+        let layer = w.finish().unwrap();
+        let scratch = tmp.path().join("scratch");
+        fs::create_dir_all(&scratch).unwrap();
+        let snaps = Snapshots::new(store.root()).unwrap();
+        let wrong = berth_oci::Algorithm::Sha256.digest(b"another layer");
+        let err = snaps
+            .lowers(
+                &store,
+                &[layer.descriptor.clone()],
+                &[wrong.clone()],
+                &scratch,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("not to its diff_id"), "{err}");
+        assert!(!snaps.usable(&wrong));
+        let lowers = snaps
+            .lowers(
+                &store,
+                &[layer.descriptor],
+                &[layer.diff_id.clone()],
+                &scratch,
+            )
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(lowers[0].join("etc/greeting")).unwrap(),
+            "hello\n"
+        );
+        assert!(snaps.usable(&layer.diff_id));
+    }
 
     #[test]
     fn chain_ids_follow_the_oci_definition() {

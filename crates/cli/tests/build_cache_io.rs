@@ -364,6 +364,23 @@ fn a_corrupt_or_inconsistent_cache_document_imports_nothing() {
     assert!(err.contains("but not both"), "{err}");
     assert_eq!(imported(b.path()), 0);
 
+    // Records whose diff_ids are each other's: the layers' bytes are sound
+    // (their digests match), but the images built from them would lie.
+    let mut swapped = config.clone();
+    let recs = swapped["records"].as_array_mut().unwrap();
+    let with_layer: Vec<usize> = (0..recs.len())
+        .filter(|&i| recs[i]["layer"].is_object())
+        .collect();
+    let (i, j) = (with_layer[0], with_layer[1]);
+    let di = recs[i]["diff_id"].clone();
+    recs[i]["diff_id"] = recs[j]["diff_id"].clone();
+    recs[j]["diff_id"] = di;
+    rewrite_config(dir.path(), &swapped);
+    let c = store_with_busybox();
+    let err = build_fails(c.path(), ctx.path(), &["--cache-from", &src]);
+    assert!(err.contains("not to the record's diff_id"), "{err}");
+    assert!(err.contains("2 record(s) refused"), "{err}");
+
     // Put right again, the same cache imports.
     rewrite_config(dir.path(), &config);
     let ok_build = cfg.build(b.path(), &ctx, &["--cache-from", &src]);
