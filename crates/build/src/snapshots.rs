@@ -379,8 +379,8 @@ mod tests {
         let err = snaps
             .lowers(
                 &store,
-                &[layer.descriptor.clone()],
-                &[wrong.clone()],
+                std::slice::from_ref(&layer.descriptor),
+                std::slice::from_ref(&wrong),
                 &scratch,
             )
             .unwrap_err();
@@ -389,8 +389,8 @@ mod tests {
         let lowers = snaps
             .lowers(
                 &store,
-                &[layer.descriptor],
-                &[layer.diff_id.clone()],
+                std::slice::from_ref(&layer.descriptor),
+                std::slice::from_ref(&layer.diff_id),
                 &scratch,
             )
             .unwrap();
