@@ -117,16 +117,36 @@ impl Snapshots {
             )));
         }
         let chains = chain_ids(diff_ids);
-        let mut out = Vec::with_capacity(layers.len());
-        for ((layer, chain), diff_id) in layers.iter().zip(&chains).zip(diff_ids) {
-            let dir = self.fs_dir(chain);
-            if !self.usable(chain) {
-                self.extract(store, layer, diff_id, chain, scratch)?;
+        // Each layer is extracted on its own, so missing ones are extracted
+        // at once, one thread each up to the number of CPUs.
+        let missing: Vec<usize> = (0..layers.len())
+            .filter(|&i| !self.usable(&chains[i]))
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(missing.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || -> Result<()> {
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = missing.get(n) else {
+                    return Ok(());
+                };
+                self.extract(store, &layers[i], &diff_ids[i], &chains[i], scratch)?;
             }
-            out.push(dir);
+        };
+        if threads <= 1 {
+            work()?;
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("extraction thread"))
+                    .collect::<Result<Vec<()>>>()
+            })?;
         }
-        out.reverse();
-        Ok(out)
+        Ok(chains.iter().rev().map(|c| self.fs_dir(c)).collect())
     }
 
     fn extract(
