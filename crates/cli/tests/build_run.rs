@@ -507,3 +507,44 @@ fn a_non_root_build_is_refused_up_front() {
     assert!(err.contains("berth build needs root"), "{err}");
     assert!(!store.exists(), "nothing was written");
 }
+
+/// RUN output streams: prefixed with the step in plain mode, every line in
+/// order in the rawjson stream (nothing dropped, however long).
+#[test]
+fn run_output_is_prefixed_in_plain_and_whole_in_rawjson() {
+    let store = busybox_store();
+    let root = store.path();
+    let ctx = Ctx::new("FROM busybox\nRUN seq 1 20000 && echo done >&2\n");
+    let out = berth(root)
+        .args(["build", "--no-cache", "--progress", "rawjson"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "output")
+        .map(|v| v["line"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = (1..=20000)
+        .map(|n| n.to_string())
+        .chain(["done".to_owned()])
+        .collect();
+    assert_eq!(lines, expected);
+    let plain = build_cmd(root, ctx.path(), &["--no-cache"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        stderr.lines().any(|l| l == "#2 19999"),
+        "{}",
+        &stderr[..500.min(stderr.len())]
+    );
+    assert!(stderr.lines().any(|l| l == "#2 done"));
+}
