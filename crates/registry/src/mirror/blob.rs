@@ -18,7 +18,6 @@
 //! does not stop the flight: the blob is still cached for the next one.
 
 use std::io::{self, Write as _};
-use std::os::unix::fs::FileExt as _;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -512,8 +511,7 @@ async fn pump(
                     .file
                     .get()
                     .ok_or_else(|| io::Error::other("the blob fetch has no file"))?;
-                let mut buf = vec![0u8; n];
-                file.read_exact_at(&mut buf, at).map(|()| buf)
+                read_at(file, n, at)
             })
             .await;
             let chunk = match read {
@@ -549,6 +547,22 @@ async fn pump(
     }
 }
 
+/// Reads `n` bytes at `at` into a new buffer (not zeroed first: the bytes
+/// land in its spare capacity).
+fn read_at(file: &std::fs::File, n: usize, at: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(n);
+    while buf.len() < n {
+        let off = at + buf.len() as u64;
+        if rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), off)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the blob's file is shorter than what was written",
+            ));
+        }
+    }
+    Ok(buf)
+}
+
 /// A response body fed by [`pump`].
 struct SpoolBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -581,5 +595,24 @@ impl hyper::body::Body for SpoolBody {
             Some(n) => hyper::body::SizeHint::with_exact(n),
             None => hyper::body::SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_at_reads_exactly_or_fails() {
+        let mut f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        f.write_all(&data).unwrap();
+        assert_eq!(
+            read_at(&f, 200_000, 50_000).unwrap(),
+            &data[50_000..250_000]
+        );
+        assert_eq!(read_at(&f, 0, 7).unwrap(), b"");
+        let e = read_at(&f, 10, 299_995).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
