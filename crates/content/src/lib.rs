@@ -3,7 +3,10 @@
 //! Vocabulary (used on every type here):
 //! - a **blob** is immutable content named by its [`Digest`];
 //! - an **ingest** is an in-progress write. Its bytes are hashed as they are
-//!   written and are invisible to readers until **commit**;
+//!   written and are invisible to readers until **commit** (the one
+//!   exception is deliberate and private to the writer:
+//!   [`FsStore::ingest_followed`] hands the writer a reading handle on its
+//!   own ingest, to stream it while storing it; no one else can find it);
 //! - **commit** checks the expected size and digest, makes the bytes durable
 //!   and publishes them atomically. A failed or abandoned ingest leaves
 //!   nothing visible;
