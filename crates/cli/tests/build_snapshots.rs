@@ -227,3 +227,56 @@ fn snapshots_from_an_earlier_boot_are_made_again() {
         assert_eq!(b, boot.trim());
     }
 }
+
+/// Builds running at once on one store extract a missing base once each at
+/// most, never use each other's half-made snapshots, and both succeed.
+#[test]
+fn concurrent_builds_share_snapshots() {
+    let root = store_with_busybox();
+    let ctxs: Vec<tempfile::TempDir> = (0..4)
+        .map(|i| {
+            let ctx = tempfile::tempdir().unwrap();
+            std::fs::write(
+                ctx.path().join("Dockerfile"),
+                format!(
+                    "FROM busybox:latest\nRUN echo {i} > /n && cat /bin/busybox > /copy\n\
+                     RUN test \"$(cat /n)\" = {i} && cmp /copy /bin/busybox\n"
+                ),
+            )
+            .unwrap();
+            ctx
+        })
+        .collect();
+    let children: Vec<_> = ctxs
+        .iter()
+        .enumerate()
+        .map(|(i, ctx)| {
+            berth(root.path())
+                .args(["build", "-q", "-t", &format!("c{i}")])
+                .arg(ctx.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The base once, and each build's first RUN layer (the second changes
+    // nothing, so it makes no layer).
+    let snaps = snapshots(root.path());
+    assert_eq!(snaps.len(), 1 + 4, "{snaps:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(root.path().join("snapshots"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    ok(berth(root.path()).args(["system", "check"]));
+}
