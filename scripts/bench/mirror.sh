@@ -8,9 +8,9 @@
 #   - warm pull (everything cached);
 #   - 20 skopeo pulls at once of the uncached image, counting the upstream's
 #     GETs of the 50 MB layer (from its access log).
-# Prints hyperfine medians and the ratios.
+# The tools take turns within each round; prints medians and the ratios.
 # Usage: scripts/bench/mirror.sh [RUNS]   (default 5; BERTH_BIN=PATH to skip the build)
-# Needs: skopeo, docker-registry, hyperfine, curl, python3, debootstrap
+# Needs: skopeo, docker-registry, curl, python3, debootstrap
 # (scripts/install-test-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +21,7 @@ wait_up() { # URL
   echo "server at $1 did not come up" >&2; exit 1
 }
 
-# Internal: (re)start one mirror on an empty root; called by hyperfine --prepare.
+# Internal: (re)start one mirror on an empty root; called before each cold run.
 if [ "${1:-}" = _start ]; then
   kind=$2
   pidf=$W/$kind.pid
@@ -47,7 +47,7 @@ if [ "${1:-}" = _start ]; then
 fi
 
 runs=${1:-5}
-for t in skopeo docker-registry hyperfine curl python3; do
+for t in skopeo docker-registry curl python3; do
   command -v "$t" >/dev/null || { echo "missing $t (scripts/install-test-deps.sh)" >&2; exit 1; }
 done
 # BERTH_BIN=PATH benchmarks that binary instead of building one.
@@ -113,22 +113,35 @@ echo "image: Debian bookworm minbase ($(du -h "$rootfs" | cut -f1) rootfs), laye
 pull() { # ADDR -> the skopeo command pulling the image from it
   echo "skopeo copy -q --src-tls-verify=false docker://$1/library/debian:minbase oci:$W/out:x"
 }
-hf() { # NAME JSON hyperfine-args...
-  local name=$1 json=$2; shift 2
-  hyperfine --style basic --runs "$runs" --export-json "$W/$json.json" -n "$name" "$@" >/dev/null
+# One run of CMD after PREPARE (untimed); appends its seconds to $W/NAME.
+timed() { # NAME PREPARE CMD
+  eval "$2" >/dev/null
+  local t0 t1
+  t0=$(date +%s.%N)
+  eval "$3" >/dev/null
+  t1=$(date +%s.%N)
+  echo "$t0 $t1" | awk '{print $2 - $1}' >>"$W/$1"
 }
-
-hf "direct from the upstream" direct --prepare "rm -rf $W/out" "$(pull "$UP")"
-hf "berth mirror, cold" berth-cold --prepare "$self _start berth" "$(pull "$BERTH_ADDR")"
-hf "distribution proxy, cold" dist-cold --prepare "$self _start dist" "$(pull "$DIST_ADDR")"
+# The tools take turns within each round (one untimed round first), so that
+# load drift on a shared machine hits them alike.
+cold_round() {
+  timed direct "rm -rf $W/out" "$(pull "$UP")"
+  timed berth-cold "$self _start berth" "$(pull "$BERTH_ADDR")"
+  timed dist-cold "$self _start dist" "$(pull "$DIST_ADDR")"
+}
+cold_round
+rm -f "$W/direct" "$W/berth-cold" "$W/dist-cold"
+for _ in $(seq "$runs"); do cold_round; done
 # Warm: caches filled by one pull, then measured. `sync` first: the fills'
 # (and the cold runs') dirty pages are written back before measuring, not
 # during whichever warm runs come first.
 "$self" _start berth && eval "$(pull "$BERTH_ADDR")"
 "$self" _start dist && eval "$(pull "$DIST_ADDR")"
 sync
-hf "berth mirror, warm" berth-warm --prepare "rm -rf $W/out" "$(pull "$BERTH_ADDR")"
-hf "distribution proxy, warm" dist-warm --prepare "rm -rf $W/out" "$(pull "$DIST_ADDR")"
+for _ in $(seq "$runs"); do
+  timed berth-warm "rm -rf $W/out" "$(pull "$BERTH_ADDR")"
+  timed dist-warm "rm -rf $W/out" "$(pull "$DIST_ADDR")"
+done
 
 # 20 clients at once on an empty cache: upstream GETs of the layer.
 concurrent() { # KIND ADDR -> "seconds fetches failed-pulls"
@@ -157,8 +170,7 @@ python3 - "$W" "$bc_t" "$bc_n" "$dc_t" "$dc_n" "$bc_f" "$dc_f" <<'PY'
 import json, statistics, sys
 w, bc_t, bc_n, dc_t, dc_n, bc_f, dc_f = sys.argv[1:]
 def med(name):
-    r = json.load(open(f"{w}/{name}.json"))["results"][0]
-    return statistics.median(r["times"])
+    return statistics.median(float(t) for t in open(f"{w}/{name}"))
 d, bc, dc, bw, dw = (med(n) for n in ["direct", "berth-cold", "dist-cold", "berth-warm", "dist-warm"])
 print(f"{'pull from the upstream directly':34} {d:7.3f} s")
 print(f"{'cold, berth mirror':34} {bc:7.3f} s   {100 * (bc / d - 1):+.0f}% over direct")
