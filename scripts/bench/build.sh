@@ -26,12 +26,9 @@ rounds=${2:-5}
 cargo build --release --locked -q -p berth-cli
 berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 w=$(mktemp -d /var/tmp/berth-build-bench.XXXXXX)
-dockerd_pid=
+. scripts/lib/dockerd.sh
 cleanup() {
-  if [ -n "$dockerd_pid" ]; then
-    kill "$dockerd_pid" 2>/dev/null || true
-    wait "$dockerd_pid" 2>/dev/null || true
-  fi
+  stop_dockerd
   if [ -d "$w/buildah" ]; then
     buildah --root "$w/buildah" --runroot "$w/buildah-run" --storage-driver overlay \
       rmi -af >/dev/null 2>&1 || true
@@ -76,13 +73,7 @@ prepares+=("rm -rf $w/store && cp -a $w/store0 $w/store")
 commands+=("$berth --root $w/store build -q -t bench $w/ctx")
 
 if command -v dockerd >/dev/null; then
-  mkdir -p "$w/docker" "$w/exec"
-  dockerd --host "unix://$w/docker.sock" --data-root "$w/docker" --exec-root "$w/exec" \
-    --pidfile "$w/docker.pid" --storage-driver overlay2 --iptables=false --bridge=none \
-    >"$w/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  export DOCKER_HOST="unix://$w/docker.sock" DOCKER_BUILDKIT=1
-  for _ in $(seq 100); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  start_dockerd "$w"
   "$berth" --root "$w/store0" save busybox:latest | /usr/bin/docker load >/dev/null
   names+=("docker BuildKit")
   prepares+=("/usr/bin/docker builder prune -af >/dev/null")

@@ -26,12 +26,9 @@ runs=${1:-5}
 cargo build --release --locked -q -p berth-cli
 berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 w=$(mktemp -d /var/tmp/berth-run-bench.XXXXXX)
-dockerd_pid=
+. scripts/lib/dockerd.sh
 cleanup() {
-  if [ -n "$dockerd_pid" ]; then
-    kill "$dockerd_pid" 2>/dev/null || true
-    wait "$dockerd_pid" 2>/dev/null || true
-  fi
+  stop_dockerd
   rm -rf "$w" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -98,13 +95,7 @@ hyperfine --runs "$runs" --export-json "$w/berth-first.json" \
 printf 'berth, first build on a new store (extracts the Debian base): %.3fs\n' "$(median "$w/berth-first.json")"
 
 if command -v dockerd >/dev/null; then
-  mkdir -p "$w/docker" "$w/exec"
-  dockerd --host "unix://$w/docker.sock" --data-root "$w/docker" --exec-root "$w/exec" \
-    --pidfile "$w/docker.pid" --storage-driver overlay2 --iptables=false --bridge=none \
-    >"$w/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  export DOCKER_HOST="unix://$w/docker.sock" DOCKER_BUILDKIT=1
-  for _ in $(seq 100); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  start_dockerd "$w"
   for img in busybox:latest debian:minbase; do
     "$berth" --root "$w/store0" save "$img" | /usr/bin/docker load >/dev/null
   done

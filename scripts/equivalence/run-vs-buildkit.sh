@@ -21,12 +21,9 @@ cd "$(dirname "$0")/../.."
 cargo build --release --locked -q -p berth-cli
 berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 w=$(mktemp -d /var/tmp/berth-equivalence.XXXXXX)
-dockerd_pid=
+. scripts/lib/dockerd.sh
 cleanup() {
-  if [ -n "$dockerd_pid" ]; then
-    kill "$dockerd_pid" 2>/dev/null || true
-    wait "$dockerd_pid" 2>/dev/null || true
-  fi
+  stop_dockerd
   rm -rf "$w" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -38,14 +35,8 @@ debian_tar=$(scripts/fixtures/debian-minbase.sh)
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["bash"]' >/dev/null
 
-mkdir -p "$w/docker" "$w/exec"
-dockerd --host "unix://$w/docker.sock" --data-root "$w/docker" --exec-root "$w/exec" \
-  --pidfile "$w/docker.pid" --storage-driver overlay2 --iptables=false --bridge=none \
-  >"$w/dockerd.log" 2>&1 &
-dockerd_pid=$!
-export DOCKER_HOST="unix://$w/docker.sock" DOCKER_BUILDKIT=1
+start_dockerd "$w"
 docker=/usr/bin/docker
-for _ in $(seq 150); do $docker info >/dev/null 2>&1 && break; sleep 0.2; done
 "$berth" save busybox:latest debian:bookworm | $docker load >/dev/null
 
 mkdir -p "$w/busybox" "$w/debian"

@@ -61,6 +61,9 @@ pub(crate) struct Snapshots {
     dir: PathBuf,
     /// One lock per chain id being extracted by this process.
     inflight: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    /// Chain ids found usable (or made) by this process: every RUN asks
+    /// for its whole chain, and a snapshot, once usable, stays so.
+    known: Mutex<std::collections::HashSet<Digest>>,
 }
 
 impl Snapshots {
@@ -70,6 +73,7 @@ impl Snapshots {
         Ok(Snapshots {
             dir,
             inflight: Mutex::new(HashMap::new()),
+            known: Mutex::new(Default::default()),
         })
     }
 
@@ -83,11 +87,15 @@ impl Snapshots {
     /// crash may hold torn files; one from an earlier boot is moved away
     /// and made again.
     fn usable(&self, chain: &Digest) -> bool {
+        if self.known.lock().expect("known").contains(chain) {
+            return true;
+        }
         let dir = self.dir.join(chain.hex());
         if !dir.join("fs").is_dir() {
             return false;
         }
         if fs::read_to_string(dir.join("boot")).is_ok_and(|b| b == boot_id()) {
+            self.known.lock().expect("known").insert(chain.clone());
             return true;
         }
         let stale = self

@@ -366,23 +366,26 @@ struct HttpServer {
 
 impl HttpServer {
     fn start(dir: &std::path::Path) -> HttpServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
+        let port = free_port();
+        let port_arg = port.to_string();
+        HttpServer::spawn(
+            dir,
+            port,
+            &["-m", "http.server", "--bind", "127.0.0.1", &port_arg],
+        )
+    }
+
+    /// `python3 ARGS` in `dir`, which must listen on `port`; returns once
+    /// it accepts connections.
+    fn spawn(dir: &std::path::Path, port: u16, args: &[&str]) -> HttpServer {
         let mut child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
+            .args(args)
             .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("python3 runs");
-        // Wait until it accepts connections.
+        // Wait (bounded) until it accepts connections.
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return HttpServer { child, port };
@@ -391,8 +394,16 @@ impl HttpServer {
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("http.server did not start");
+        panic!("python3 {args:?} did not start listening on {port}");
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for HttpServer {
@@ -551,9 +562,7 @@ fn add_https_urls_verify_certificates() {
     tls_files(tls.path());
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("hello.txt"), "hello over https\n").unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    let port = free_port();
     let script = format!(
         "import http.server, ssl\n\
          srv = http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler)\n\
@@ -564,20 +573,7 @@ fn add_https_urls_verify_certificates() {
         tls.path().join("srv.pem"),
         tls.path().join("srv.key"),
     );
-    let child = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .current_dir(www.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 runs");
-    let _server = HttpServer { child, port };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    let _server = HttpServer::spawn(www.path(), port, &["-c", &script]);
     let sum = sha256_hex(b"hello over https\n");
     let ctx = Ctx::new(&format!(
         "FROM scratch\nADD --checksum=sha256:{sum} https://127.0.0.1:{port}/hello.txt /dl/\n"

@@ -10,14 +10,12 @@ mod client_support;
 mod common;
 mod registry_support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use client_support::{Env, Pki, host_ip, serve_on};
 use common::{fails, json, ok, stderr, store_with_busybox};
+use registry_support::Distribution;
 
 fn image_id(root: &Path, name: &str) -> String {
     json(&ok(common::berth(root).args(["inspect", name])))[0]["Id"]
@@ -26,25 +24,33 @@ fn image_id(root: &Path, name: &str) -> String {
         .to_owned()
 }
 
-fn tls_flags(pki: &Pki) -> [String; 4] {
-    [
-        "--tls-cert".into(),
-        pki.path("server.crt").display().to_string(),
-        "--tls-key".into(),
-        pki.path("server.key").display().to_string(),
-    ]
+/// A test CA with a server certificate for this host's non-loopback
+/// address (returned too).
+fn server_pki() -> (Pki, String) {
+    let ip = host_ip();
+    let pki = Pki::new();
+    pki.issue("server", "serverAuth", Some(&format!("IP:{ip}")));
+    (pki, ip)
+}
+
+/// `berth registry serve` over TLS with `pki`'s server certificate, on `ip`.
+fn tls_server(pki: &Pki, ip: &str, root: &Path) -> registry_support::Server {
+    let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
+    let flags = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    serve_on(&format!("{ip}:0"), root, &flags)
 }
 
 #[test]
 fn certs_d_ca_trusts_one_registry() {
     let env = Env::new();
-    let ip = host_ip();
-    let pki = Pki::new();
-    pki.issue("server", "serverAuth", Some(&format!("IP:{ip}")));
-    let flags = tls_flags(&pki);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (pki, ip) = server_pki();
     let root = tempfile::tempdir().unwrap();
-    let s = serve_on(&format!("{ip}:0"), root.path(), &flags);
+    let s = tls_server(&pki, &ip, root.path());
     let src = store_with_busybox();
     let name = format!("{}/tls/busybox:1", s.addr);
     let ca_dir = env.path("berth-config/certs.d").join(&s.addr);
@@ -95,7 +101,7 @@ fn certs_d_ca_trusts_one_registry() {
     // Trust is per registry: the same certificate on another port is not
     // trusted, since certs.d has nothing for that registry.
     let root2 = tempfile::tempdir().unwrap();
-    let s2 = serve_on(&format!("{ip}:0"), root2.path(), &flags);
+    let s2 = tls_server(&pki, &ip, root2.path());
     let out = fails(env.berth(src.path()).args([
         "push",
         "busybox",
@@ -166,13 +172,9 @@ exec "$@""#;
 #[test]
 fn etc_docker_certs_d_is_read_too() {
     let env = Env::new();
-    let ip = host_ip();
-    let pki = Pki::new();
-    pki.issue("server", "serverAuth", Some(&format!("IP:{ip}")));
-    let flags = tls_flags(&pki);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (pki, ip) = server_pki();
     let root = tempfile::tempdir().unwrap();
-    let s = serve_on(&format!("{ip}:0"), root.path(), &flags);
+    let s = tls_server(&pki, &ip, root.path());
     let src = store_with_busybox();
     let name = format!("{}/etc/busybox:1", s.addr);
     let out = berth_with_etc_docker_ca(
@@ -195,65 +197,22 @@ fn etc_docker_certs_d_is_read_too() {
 
 /// Debian's `docker-registry` on `addr` over TLS, requiring client
 /// certificates issued by the test CA.
-struct MtlsRegistry {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for MtlsRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mtls_registry(addr: &str, pki: &Pki) -> MtlsRegistry {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
-            dir.path().join("data").display(),
+fn mtls_registry(addr: &str, pki: &Pki) -> Distribution {
+    Distribution::start_on(
+        addr,
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
             pki.path("server.crt").display(),
             pki.path("server.key").display(),
             pki.path("ca.crt").display(),
         ),
     )
-    .unwrap();
-    let mut child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry is installed (scripts/install-test-deps.sh)");
-    // Wait (bounded) until it answers a TLS handshake; not a timing assertion.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut c) = TcpStream::connect(addr) {
-            // Anything but a TLS record is enough to get an answer.
-            let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
-            let mut b = [0u8; 1];
-            if c.read(&mut b).is_ok_and(|n| n > 0) {
-                break;
-            }
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("docker-registry exited early: {st}");
-        }
-        assert!(Instant::now() < deadline, "docker-registry did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    MtlsRegistry { child, _dir: dir }
 }
 
 #[test]
 fn client_certificate_from_certs_d_for_mutual_tls() {
     let env = Env::new();
-    let ip = host_ip();
-    let pki = Pki::new();
-    pki.issue("server", "serverAuth", Some(&format!("IP:{ip}")));
+    let (pki, ip) = server_pki();
     pki.issue("client", "clientAuth", None);
     let port = std::net::TcpListener::bind(format!("{ip}:0"))
         .unwrap()

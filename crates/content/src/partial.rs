@@ -303,27 +303,27 @@ mod tests {
         p.write_all(b"ri").unwrap();
         p.discard().unwrap();
         assert!(store.list_ingests().unwrap().is_empty());
-        // Age-based cleaning spares young and held partials.
+        // Age-based cleaning spares young and held partials. (The file is
+        // made two hours old rather than waited for.)
         let mut p = store.ingest_resumable(&digest).unwrap().unwrap();
         p.write_all(b"ri").unwrap();
         p.flush().unwrap();
-        assert_eq!(
-            store.clean_partials_older_than(Duration::ZERO).unwrap().0,
-            0
-        );
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(store.partial_path(&digest))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(store.clean_partials_older_than(hour).unwrap().0, 0, "held");
         drop(p);
         assert_eq!(
-            store
-                .clean_partials_older_than(Duration::from_secs(3600))
-                .unwrap()
-                .0,
-            0
+            store.clean_partials_older_than(3 * hour).unwrap().0,
+            0,
+            "young enough"
         );
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(
-            store.clean_partials_older_than(Duration::ZERO).unwrap().0,
-            1
-        );
+        assert_eq!(store.clean_partials_older_than(hour).unwrap().0, 1);
         assert!(store.list_ingests().unwrap().is_empty());
     }
 }

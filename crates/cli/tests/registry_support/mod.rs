@@ -405,19 +405,26 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    /// Plain HTTP on a free loopback port.
     pub fn start() -> Distribution {
-        let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("127.0.0.1:{port}");
+        Distribution::start_on(&format!("127.0.0.1:{port}"), "")
+    }
+
+    /// On `addr`, with `http_extra` (YAML lines indented under `http:`,
+    /// e.g. a `tls:` section) added to the configuration.
+    pub fn start_on(addr: &str, http_extra: &str) -> Distribution {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = addr.to_owned();
         let cfg = dir.path().join("config.yml");
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -429,7 +436,8 @@ impl Distribution {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry is installed (scripts/install-test-deps.sh)");
-        // Wait (bounded) until it answers HTTP; not a timing assertion.
+        // Wait (bounded) until it answers HTTP; not a timing assertion. (A
+        // TLS listener answers a plain request with an HTTP 400 too.)
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(mut c) = TcpStream::connect(&addr) {
