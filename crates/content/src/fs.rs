@@ -17,6 +17,8 @@ use crate::{BlobReader, ContentStore, Error, Expected, Info, Ingest, Result, ver
 
 const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 const WRITE_BUFFER: usize = 1 << 20;
+/// Writes at least this big bypass a followed ingest's buffer.
+const FOLLOWED_WRITE_BUFFER: usize = 8 << 10;
 
 /// A content store in a directory.
 #[derive(Debug, Clone)]
@@ -63,8 +65,12 @@ impl FsStore {
     /// registry's pull-through mirror): the bytes are written once. What
     /// the readers see is not verified: telling them when it is (after
     /// [`Ingest::digest`] matched) is the caller's job.
+    ///
+    /// Its writes are barely buffered (such a writer flushes after each
+    /// piece it receives anyway): a piece of a few KiB or more goes straight
+    /// to the file, without a copy into a buffer first.
     pub fn ingest_followed(&self, algorithm: Algorithm) -> Result<(Box<dyn Ingest>, File)> {
-        let ingest = self.new_ingest(algorithm)?;
+        let ingest = self.new_ingest(algorithm, FOLLOWED_WRITE_BUFFER)?;
         let reader = ingest
             .file
             .get_ref()
@@ -74,7 +80,7 @@ impl FsStore {
         Ok((Box::new(ingest), reader))
     }
 
-    fn new_ingest(&self, algorithm: Algorithm) -> Result<FsIngest> {
+    fn new_ingest(&self, algorithm: Algorithm, buffer: usize) -> Result<FsIngest> {
         let dir = self.ingest_dir();
         let file = tempfile::Builder::new()
             .prefix("ingest-")
@@ -82,7 +88,7 @@ impl FsStore {
             .map_err(|e| Error::io("create ingest file in", &dir, e))?;
         Ok(FsIngest {
             store: self.clone(),
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            file: BufWriter::with_capacity(buffer, file),
             digester: algorithm.digester(),
         })
     }
@@ -154,7 +160,7 @@ impl ContentStore for FsStore {
     }
 
     fn ingest(&self, algorithm: Algorithm) -> Result<Box<dyn Ingest>> {
-        Ok(Box::new(self.new_ingest(algorithm)?))
+        Ok(Box::new(self.new_ingest(algorithm, WRITE_BUFFER)?))
     }
 
     fn delete(&self, digest: &Digest) -> Result<bool> {
