@@ -942,6 +942,44 @@ fn a_client_disconnecting_does_not_abort_caching() {
     assert_eq!(px.count("GET", &format!("/blobs/{layer}")), 1);
 }
 
+/// A flight receives only a little ahead of its fastest client, but a
+/// client that stops reading does not hold it: the blob is fetched whole
+/// and cached meanwhile, and the client still gets all of it afterwards.
+#[test]
+fn a_client_that_stops_reading_does_not_hold_the_fetch() {
+    let (up_dir, mroot) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let up = distribution(up_dir.path());
+    // Larger than what the lead and the sockets' buffers hold together.
+    let (_img, src) = random_image("paused", 17, 48 << 20);
+    push(&src, &format!("{}/library/paused:1", up.addr));
+    let layer = layers_of(&src)[0].clone();
+    let m = mirror(
+        mroot.path(),
+        &["--mirror", &format!("docker.io=http://{}", up.addr)],
+    );
+    let path = format!("/v2/docker.io/library/paused/blobs/{layer}");
+    let mut s = TcpStream::connect(&m.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        m.addr
+    )
+    .unwrap();
+    let mut raw = vec![0u8; 64 << 10];
+    s.read_exact(&mut raw).unwrap();
+    // The client reads nothing more until the blob is in the store.
+    wait_until(
+        "the blob is committed while its client does not read",
+        || blob_file(mroot.path(), &layer).exists(),
+    );
+    s.read_to_end(&mut raw).unwrap();
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 200);
+    assert_eq!(sha256_hex(&r.body), layer);
+    assert_eq!(metric(&m, "berth_mirror_blob_fetches_total"), 1.0);
+}
+
 /// Bytes that do not match their digest, or an upstream dying mid-blob:
 /// the client's transfer fails (never a complete wrong body), nothing is
 /// cached, and the next attempt against a healthy upstream succeeds.

@@ -23,7 +23,11 @@
 //! it, with no task or thread between the two: thread handoffs were a
 //! quarter of the mirror's CPU time. (The receiving thread stays a thread:
 //! a file write can block for long in writeback throttling, and that must
-//! not stall the runtime's workers.)
+//! not stall the runtime's workers.) And while a client keeps up, the
+//! flight receives only [`LEAD`] bytes ahead of it ([`Pace`]): the mirror's
+//! work is spread beside the client's instead of in one burst that the
+//! client competes with for the cores; alone, or with stalled clients, a
+//! flight receives as fast as the upstream sends.
 //!
 //! Nothing unverified is ever served as final: while the flight runs, a
 //! client gets every byte but the last of its response; the last one goes
@@ -87,6 +91,76 @@ pub(crate) struct BlobFlight {
     /// the state becomes [`State::Streaming`].
     file: OnceLock<std::fs::File>,
     progress: watch::Sender<Progress>,
+    pace: Pace,
+}
+
+/// How far a flight receives ahead of its furthest client.
+const LEAD: u64 = 4 << 20;
+/// A flight whose clients took nothing for this long stops waiting for them.
+const STALL: Duration = Duration::from_millis(200);
+
+/// Keeps a flight at most [`LEAD`] bytes ahead of its furthest client, while
+/// a client keeps taking bytes: the upstream, the mirror and the client then
+/// work side by side instead of the mirror taking a core in a burst the
+/// client competes with (on a small machine that burst is most of what a
+/// cold pull through the mirror costs over a direct one). A flight with no
+/// client, or whose clients stalled for [`STALL`], receives freely from
+/// then on: the blob is cached whatever its clients do, and slow clients
+/// never hold the upstream connection open.
+#[derive(Debug, Default)]
+struct Pace {
+    state: std::sync::Mutex<PaceState>,
+    moved: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PaceState {
+    clients: usize,
+    furthest: u64,
+    /// The receiver is waiting for `furthest` to move.
+    waiting: bool,
+    free: bool,
+}
+
+impl Pace {
+    fn attach(&self) {
+        self.state.lock().unwrap().clients += 1;
+    }
+
+    fn detach(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.clients -= 1;
+        if s.waiting {
+            self.moved.notify_all();
+        }
+    }
+
+    /// A client took the bytes before `pos`.
+    fn took(&self, pos: u64) {
+        let mut s = self.state.lock().unwrap();
+        if pos > s.furthest {
+            s.furthest = pos;
+            if s.waiting {
+                self.moved.notify_all();
+            }
+        }
+    }
+
+    /// Blocks the receiving thread while `received` is [`LEAD`] bytes past
+    /// the furthest client, unless there is none or they stalled.
+    fn wait(&self, received: u64) {
+        let mut s = self.state.lock().unwrap();
+        while !s.free && s.clients > 0 && received >= s.furthest + LEAD {
+            let before = s.furthest;
+            s.waiting = true;
+            let (g, t) = self.moved.wait_timeout(s, STALL).unwrap();
+            s = g;
+            s.waiting = false;
+            if t.timed_out() && s.furthest == before {
+                s.free = true;
+            }
+        }
+    }
 }
 
 impl BlobFlight {
@@ -230,6 +304,7 @@ fn join_or_start(
         repo: t.repo.clone(),
         file: OnceLock::new(),
         progress,
+        pace: Pace::default(),
     });
     map.insert(key.clone(), f.clone());
     drop(map);
@@ -375,6 +450,7 @@ fn receive(
     let (d, registry) = (cx.digest, &cx.m.sources[cx.upstream].up.registry);
     let mut received = 0u64;
     loop {
+        cx.flight.pace.wait(received);
         let b = match rt.block_on(tokio::time::timeout(cx.timeout, resp.chunk())) {
             Err(_) => {
                 return Err(Failure {
@@ -480,6 +556,7 @@ async fn respond(
         return Ok(reply(status, &out, empty()));
     }
     m.stats.blob_streaming.fetch_add(1, Ordering::Relaxed);
+    flight.pace.attach();
     let body = FlightBody {
         flight,
         rx: Some(rx),
@@ -527,6 +604,7 @@ impl FlightBody {
 
 impl Drop for FlightBody {
     fn drop(&mut self) {
+        self.flight.pace.detach();
         self.reg
             .metrics
             .bytes_out
@@ -590,6 +668,7 @@ impl hyper::body::Body for FlightBody {
                 return match read {
                     Ok(buf) => {
                         this.pos += n as u64;
+                        this.flight.pace.took(this.pos);
                         Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
                     }
                     Err(e) => this.fail(e),
@@ -643,6 +722,57 @@ fn read_at(file: &std::fs::File, n: usize, at: u64) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    /// Runs `pace.wait(received)` on a thread; the flag says it returned.
+    fn waiting(
+        pace: &Arc<Pace>,
+        received: u64,
+    ) -> (
+        std::thread::JoinHandle<()>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, d) = (pace.clone(), done.clone());
+        let h = std::thread::spawn(move || {
+            p.wait(received);
+            d.store(true, Ordering::SeqCst);
+        });
+        (h, done)
+    }
+
+    #[test]
+    fn pace_waits_for_the_furthest_client_only_while_one_is_attached() {
+        let pace = Arc::new(Pace::default());
+        // No client: never waits.
+        pace.wait(100 * LEAD);
+        pace.attach();
+        // Less than the lead ahead: no wait either.
+        pace.wait(LEAD - 1);
+        let (h, done) = waiting(&pace, LEAD);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!done.load(Ordering::SeqCst), "must wait for the client");
+        pace.took(1);
+        h.join().unwrap();
+        assert!(done.load(Ordering::SeqCst));
+        // The last client leaving releases a waiting receiver.
+        let (h, _) = waiting(&pace, 10 * LEAD);
+        std::thread::sleep(Duration::from_millis(20));
+        pace.detach();
+        h.join().unwrap();
+        assert!(!pace.state.lock().unwrap().free, "nobody stalled");
+    }
+
+    #[test]
+    fn pace_stops_waiting_for_stalled_clients_for_good() {
+        let pace = Pace::default();
+        pace.attach();
+        let t = std::time::Instant::now();
+        pace.wait(LEAD);
+        assert!(t.elapsed() >= STALL, "a client is attached: wait first");
+        assert!(pace.state.lock().unwrap().free);
+        // Free from now on, however far ahead.
+        pace.wait(1000 * LEAD);
+    }
 
     #[test]
     fn read_at_reads_exactly_or_fails() {
