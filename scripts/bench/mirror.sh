@@ -8,7 +8,8 @@
 #   - warm pull (everything cached);
 #   - 20 skopeo pulls at once of the uncached image, counting the upstream's
 #     GETs of the 50 MB layer (from its access log).
-# The tools take turns within each round; prints medians and the ratios.
+# The tools take turns within each round; prints medians and the ratios,
+# and for cold pulls also the median of each round's ratio to its direct pull.
 # Usage: scripts/bench/mirror.sh [RUNS]   (default 5; BERTH_BIN=PATH to skip the build)
 # Needs: skopeo, docker-registry, curl, python3, debootstrap
 # (scripts/install-test-deps.sh).
@@ -169,12 +170,19 @@ done
 python3 - "$W" "$bc_t" "$bc_n" "$dc_t" "$dc_n" "$bc_f" "$dc_f" <<'PY'
 import json, statistics, sys
 w, bc_t, bc_n, dc_t, dc_n, bc_f, dc_f = sys.argv[1:]
+def times(name):
+    return [float(t) for t in open(f"{w}/{name}")]
 def med(name):
-    return statistics.median(float(t) for t in open(f"{w}/{name}"))
+    return statistics.median(times(name))
+def paired(name):
+    # Each cold pull against the direct pull of its own round: drift in
+    # the machine's speed between rounds cancels out.
+    return statistics.median(c / d for c, d in zip(times(name), times("direct")))
 d, bc, dc, bw, dw = (med(n) for n in ["direct", "berth-cold", "dist-cold", "berth-warm", "dist-warm"])
+pb, pd = paired("berth-cold"), paired("dist-cold")
 print(f"{'pull from the upstream directly':34} {d:7.3f} s")
-print(f"{'cold, berth mirror':34} {bc:7.3f} s   {100 * (bc / d - 1):+.0f}% over direct")
-print(f"{'cold, distribution proxy':34} {dc:7.3f} s   {100 * (dc / d - 1):+.0f}% over direct   distribution/berth = {dc / bc:.2f}x")
+print(f"{'cold, berth mirror':34} {bc:7.3f} s   {100 * (bc / d - 1):+.0f}% over direct (per round: {100 * (pb - 1):+.0f}%)")
+print(f"{'cold, distribution proxy':34} {dc:7.3f} s   {100 * (dc / d - 1):+.0f}% over direct (per round: {100 * (pd - 1):+.0f}%)   distribution/berth = {dc / bc:.2f}x")
 print(f"{'warm, berth mirror':34} {bw:7.3f} s")
 print(f"{'warm, distribution proxy':34} {dw:7.3f} s   distribution/berth = {dw / bw:.2f}x")
 print(f"{'20 cold pulls at once, berth':34} {float(bc_t):7.2f} s   upstream GETs of the layer: {bc_n}, failed pulls: {bc_f}")
