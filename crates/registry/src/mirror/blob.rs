@@ -107,10 +107,11 @@ const STALL: Duration = Duration::from_millis(200);
 /// client, or whose clients stalled for [`STALL`], receives freely from
 /// then on: the blob is cached whatever its clients do, and slow clients
 /// never hold the upstream connection open.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pace {
     state: std::sync::Mutex<PaceState>,
     moved: std::sync::Condvar,
+    stall: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +124,14 @@ struct PaceState {
 }
 
 impl Pace {
+    fn new(stall: Duration) -> Pace {
+        Pace {
+            state: Default::default(),
+            moved: Default::default(),
+            stall,
+        }
+    }
+
     fn attach(&self) {
         self.state.lock().unwrap().clients += 1;
     }
@@ -153,7 +162,7 @@ impl Pace {
         while !s.free && s.clients > 0 && received >= s.furthest + LEAD {
             let before = s.furthest;
             s.waiting = true;
-            let (g, t) = self.moved.wait_timeout(s, STALL).unwrap();
+            let (g, t) = self.moved.wait_timeout(s, self.stall).unwrap();
             s = g;
             s.waiting = false;
             if t.timed_out() && s.furthest == before {
@@ -304,7 +313,7 @@ fn join_or_start(
         repo: t.repo.clone(),
         file: OnceLock::new(),
         progress,
-        pace: Pace::default(),
+        pace: Pace::new(STALL),
     });
     map.insert(key.clone(), f.clone());
     drop(map);
@@ -678,14 +687,13 @@ impl hyper::body::Body for FlightBody {
                 this.done = true;
                 return Poll::Ready(None);
             }
-            if !verified {
-                // Wait for more (a flight that is gone fails above).
-                let mut rx = this.rx.take().expect("checked above");
-                this.changed = Some(Box::pin(async move {
-                    let alive = rx.changed().await.is_ok();
-                    (rx, alive)
-                }));
-            }
+            // Not verified and nothing new to read: wait for more (a
+            // flight that is gone fails above).
+            let mut rx = this.rx.take().expect("checked above");
+            this.changed = Some(Box::pin(async move {
+                let alive = rx.changed().await.is_ok();
+                (rx, alive)
+            }));
         }
     }
 
@@ -723,7 +731,8 @@ mod tests {
     use super::*;
     use std::io::Write as _;
 
-    /// Runs `pace.wait(received)` on a thread; the flag says it returned.
+    /// Runs `pace.wait(received)` on a thread and returns once it waits
+    /// (bounded); the flag says it returned.
     fn waiting(
         pace: &Arc<Pace>,
         received: u64,
@@ -737,26 +746,34 @@ mod tests {
             p.wait(received);
             d.store(true, Ordering::SeqCst);
         });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !pace.state.lock().unwrap().waiting {
+            assert!(!h.is_finished(), "returned without waiting");
+            assert!(std::time::Instant::now() < deadline, "never waited");
+            std::thread::yield_now();
+        }
         (h, done)
     }
 
     #[test]
     fn pace_waits_for_the_furthest_client_only_while_one_is_attached() {
-        let pace = Arc::new(Pace::default());
+        // A stall no test outlives: only clients release the receiver here.
+        let pace = Arc::new(Pace::new(Duration::from_secs(3600)));
         // No client: never waits.
         pace.wait(100 * LEAD);
         pace.attach();
         // Less than the lead ahead: no wait either.
         pace.wait(LEAD - 1);
         let (h, done) = waiting(&pace, LEAD);
-        std::thread::sleep(Duration::from_millis(50));
         assert!(!done.load(Ordering::SeqCst), "must wait for the client");
+        // A client behind the furthest one moves nothing.
+        pace.took(0);
+        assert!(!done.load(Ordering::SeqCst));
         pace.took(1);
         h.join().unwrap();
         assert!(done.load(Ordering::SeqCst));
         // The last client leaving releases a waiting receiver.
         let (h, _) = waiting(&pace, 10 * LEAD);
-        std::thread::sleep(Duration::from_millis(20));
         pace.detach();
         h.join().unwrap();
         assert!(!pace.state.lock().unwrap().free, "nobody stalled");
@@ -764,7 +781,7 @@ mod tests {
 
     #[test]
     fn pace_stops_waiting_for_stalled_clients_for_good() {
-        let pace = Pace::default();
+        let pace = Pace::new(STALL);
         pace.attach();
         let t = std::time::Instant::now();
         pace.wait(LEAD);
